@@ -1,0 +1,613 @@
+//! The edge's one entry point: an HTTP request and the platform's services in, an HTTP
+//! response out. Every decision lives here; adapters only translate.
+
+use serde_json::{Value, json};
+
+use crate::api::{Mode, ModelInfo, RespondRequest, RespondResponse};
+use crate::auth::{Authenticator, KeySet, Principal, is_valid_user_id};
+use crate::config::{ConfigError, EdgeConfig};
+use crate::error::ApiError;
+use crate::history::{Conversation, HistoryCodec, Role, Turn, rfc3339};
+use crate::http::{HttpRequest, HttpResponse, percent_decode};
+use crate::platform::{ConversationStore, RecordKind, Services, StoreKey, StoreWrite};
+use crate::rate_limit::{self, Decision, Quota};
+use crate::replies::minimal_reply;
+use crate::seal::Sealer;
+
+/// The engine name reported for replies made at the edge.
+pub const MINIMAL_ENGINE: &str = "minimal";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Health,
+    Respond,
+    History(String),
+    DeleteHistory(String),
+    Summary(String),
+    ChatHealth,
+    ModelInfo,
+}
+
+/// Matches method and path; unknown paths are 404, known paths with another method 405.
+fn route(method: &str, path: &str) -> Result<Route, ApiError> {
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let not_allowed = |allow: &'static str| ApiError::MethodNotAllowed {
+        method: method.to_owned(),
+        allow,
+    };
+    let user_segment = |rest: &str| -> Result<String, ApiError> {
+        let id = percent_decode(rest)
+            .filter(|id| !rest.contains('/') && is_valid_user_id(id))
+            .ok_or_else(|| {
+                ApiError::invalid("invalid_user_id", "user id in the path is not valid")
+            })?;
+        Ok(id)
+    };
+    match path {
+        "/health" => match method {
+            "GET" | "HEAD" => Ok(Route::Health),
+            _ => Err(not_allowed("GET")),
+        },
+        "/api/chat/respond" => match method {
+            "POST" => Ok(Route::Respond),
+            _ => Err(not_allowed("POST")),
+        },
+        "/api/chat/health" => match method {
+            "GET" => Ok(Route::ChatHealth),
+            _ => Err(not_allowed("GET")),
+        },
+        "/api/chat/model-info" => match method {
+            "GET" => Ok(Route::ModelInfo),
+            _ => Err(not_allowed("GET")),
+        },
+        _ => {
+            if let Some(rest) = path.strip_prefix("/api/chat/history/") {
+                match method {
+                    "GET" => Ok(Route::History(user_segment(rest)?)),
+                    "DELETE" => Ok(Route::DeleteHistory(user_segment(rest)?)),
+                    _ => Err(not_allowed("GET, DELETE")),
+                }
+            } else if let Some(rest) = path.strip_prefix("/api/chat/summary/") {
+                match method {
+                    "GET" => Ok(Route::Summary(user_segment(rest)?)),
+                    _ => Err(not_allowed("GET")),
+                }
+            } else {
+                Err(ApiError::NotFound(path.to_owned()))
+            }
+        }
+    }
+}
+
+pub struct EdgeApp {
+    config: EdgeConfig,
+    auth: Authenticator,
+    history: HistoryCodec,
+}
+
+impl EdgeApp {
+    pub fn new(config: EdgeConfig) -> Result<Self, ConfigError> {
+        let mut keys = KeySet::default();
+        if let Some(secret) = &config.auth.hs256_secret {
+            keys.add_hs256_secret(secret.as_bytes(), None)?;
+        }
+        if let Some(public) = &config.auth.public_keys {
+            keys.add_public_keys(public)?;
+        }
+        let auth = Authenticator::new(keys, config.auth.policy.clone())?;
+        let sealer = config
+            .history_encryption_key
+            .as_deref()
+            .map(Sealer::from_config)
+            .transpose()?;
+        Ok(Self {
+            config,
+            auth,
+            history: HistoryCodec::new(sealer),
+        })
+    }
+
+    pub fn config(&self) -> &EdgeConfig {
+        &self.config
+    }
+
+    /// Handles one request. Never panics and never fails: errors become JSON responses.
+    pub async fn handle<S: ConversationStore>(
+        &self,
+        req: &HttpRequest,
+        svc: &Services<'_, S>,
+    ) -> HttpResponse {
+        let request_id = req
+            .header("x-request-id")
+            .filter(|id| id.len() <= 64 && id.chars().all(|c| c.is_ascii_graphic()))
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{:016x}", svc.random.next_u64()));
+        let span = tracing::info_span!("request", request_id = %request_id, method = %req.method, path = %req.route_path());
+        let _entered = span.enter();
+        let mut response = match self.dispatch(req, svc).await {
+            Ok(response) => response,
+            Err(error) => {
+                let (status, ..) = error.parts();
+                if status >= 500 {
+                    tracing::error!(%error, status, "request failed");
+                } else {
+                    tracing::info!(%error, status, "request refused");
+                }
+                error.to_response()
+            }
+        };
+        response.set_header("x-request-id", request_id);
+        response
+    }
+
+    async fn dispatch<S: ConversationStore>(
+        &self,
+        req: &HttpRequest,
+        svc: &Services<'_, S>,
+    ) -> Result<HttpResponse, ApiError> {
+        let route = route(&req.method, req.route_path())?;
+        if route == Route::Health {
+            return Ok(HttpResponse::json(200, &json!({"status": "ok"})));
+        }
+        let principal = self.authenticate(req, svc).await?;
+        let decision = self.admit(&principal, svc).await?;
+        let result = match route {
+            Route::Respond => self.respond(req, &principal, svc).await,
+            Route::History(user) => self.history(req, &principal, &user, svc).await,
+            Route::DeleteHistory(user) => self.delete_history(&principal, &user, svc).await,
+            Route::Summary(user) => self.summary(&principal, &user, svc).await,
+            Route::ChatHealth => Ok(self.chat_health()),
+            Route::ModelInfo => Ok(self.model_info()),
+            Route::Health => Ok(HttpResponse::json(200, &json!({"status": "ok"}))),
+        };
+        let mut response = result.unwrap_or_else(|e| e.to_response());
+        for (name, value) in decision.headers() {
+            response.set_header(name, value);
+        }
+        Ok(response)
+    }
+
+    /// Verifies the bearer token; failures count against the client address.
+    async fn authenticate<S: ConversationStore>(
+        &self,
+        req: &HttpRequest,
+        svc: &Services<'_, S>,
+    ) -> Result<Principal, ApiError> {
+        let now = svc.clock.now_ms();
+        match self.auth.authenticate(req.header("authorization"), now) {
+            Ok(principal) => Ok(principal),
+            Err(error) => {
+                let addr = req.client_addr.as_deref().unwrap_or("unknown");
+                let key = StoreKey {
+                    kind: RecordKind::AuthFailures,
+                    owner: addr,
+                };
+                let decision = consume(svc, key, self.config.auth_failure_limit).await?;
+                tracing::info!(target: "audit", client = addr, reason = error.code(), "authentication failed");
+                if decision.allowed {
+                    Err(ApiError::Unauthenticated(error))
+                } else {
+                    Err(ApiError::AuthFailuresExceeded {
+                        retry_after_s: decision.retry_after_s,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Applies the per-user rate limit.
+    async fn admit<S: ConversationStore>(
+        &self,
+        principal: &Principal,
+        svc: &Services<'_, S>,
+    ) -> Result<Decision, ApiError> {
+        let key = StoreKey {
+            kind: RecordKind::RateLimit,
+            owner: &principal.user_id,
+        };
+        let decision = consume(svc, key, self.config.rate_limit).await?;
+        if decision.allowed {
+            Ok(decision)
+        } else {
+            Err(ApiError::RateLimited(decision))
+        }
+    }
+
+    async fn respond<S: ConversationStore>(
+        &self,
+        req: &HttpRequest,
+        principal: &Principal,
+        svc: &Services<'_, S>,
+    ) -> Result<HttpResponse, ApiError> {
+        let started = svc.clock.now_ms();
+        let body = parse_respond(req, &self.config)?;
+        let wants_backend = match body.mode {
+            Mode::Minimal => false,
+            Mode::Full => true,
+            Mode::Auto => !self.config.minimal_mode,
+        };
+        // No backend is wired into this build: a turn that wanted one is answered here.
+        let fallback_used = wants_backend;
+        let context = body.context.as_ref();
+        let user_intent = context.and_then(|c| c.intent.clone());
+        let key = StoreKey {
+            kind: RecordKind::History,
+            owner: &principal.user_id,
+        };
+        let aad = key.flat();
+        let policy = self.config.history;
+        let roll = svc.random.next_u64();
+        let mut outcome = None;
+        svc.store
+            .update(key, &mut |current| {
+                let now = svc.clock.now_ms();
+                let mut conversation = match self.history.decode(current, aad.as_bytes()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        outcome = Some(Err(e));
+                        return StoreWrite::Keep;
+                    }
+                };
+                policy.enforce(&mut conversation, now);
+                let previous = conversation
+                    .turns
+                    .iter()
+                    .rev()
+                    .find(|t| t.role == Role::Assistant)
+                    .map(|t| t.content.as_str());
+                let reply = minimal_reply(&body.message, context, previous, roll);
+                conversation.turns.push(Turn {
+                    role: Role::User,
+                    content: body.message.clone(),
+                    ts_ms: now,
+                    intent: user_intent.clone().or_else(|| Some(reply.intent.clone())),
+                    engine: None,
+                });
+                conversation.turns.push(Turn {
+                    role: Role::Assistant,
+                    content: reply.text.clone(),
+                    ts_ms: now,
+                    intent: Some(reply.intent.clone()),
+                    engine: Some(MINIMAL_ENGINE.to_owned()),
+                });
+                policy.enforce(&mut conversation, now);
+                match self.write(&conversation, &aad, now, svc) {
+                    Ok(write) => {
+                        outcome = Some(Ok(reply));
+                        write
+                    }
+                    Err(e) => {
+                        outcome = Some(Err(e));
+                        StoreWrite::Keep
+                    }
+                }
+            })
+            .await?;
+        let reply = outcome.ok_or(ApiError::Internal("history update did not run"))??;
+        let finished = svc.clock.now_ms();
+        let response = RespondResponse {
+            success: true,
+            response: reply.text,
+            context_used: reply.context_used,
+            fallback_used,
+            model_info: ModelInfo {
+                model_name: self.config.generation.model_name.clone(),
+                inference_engine: MINIMAL_ENGINE,
+                response_time: finished.saturating_sub(started) as f64 / 1000.0,
+            },
+        };
+        let value = serde_json::to_value(&response).unwrap_or(Value::Null);
+        Ok(HttpResponse::json(200, &value))
+    }
+
+    fn write<S: ConversationStore>(
+        &self,
+        conversation: &Conversation,
+        aad: &str,
+        now: u64,
+        svc: &Services<'_, S>,
+    ) -> Result<StoreWrite, crate::history::HistoryError> {
+        if conversation.turns.is_empty() {
+            return Ok(StoreWrite::Delete);
+        }
+        let mut nonce = [0u8; 12];
+        svc.random.fill(&mut nonce);
+        let bytes = self.history.encode(conversation, aad.as_bytes(), nonce)?;
+        Ok(StoreWrite::Put {
+            bytes,
+            expires_at_ms: Some(self.config.history.expires_at(now)),
+        })
+    }
+
+    /// Reads a user's conversation with retention applied; checks access and audits.
+    async fn read_conversation<S: ConversationStore>(
+        &self,
+        principal: &Principal,
+        user: &str,
+        action: &'static str,
+        svc: &Services<'_, S>,
+    ) -> Result<Conversation, ApiError> {
+        self.check_access(principal, user, action, svc)?;
+        let key = StoreKey {
+            kind: RecordKind::History,
+            owner: user,
+        };
+        let bytes = svc.store.get(key).await?;
+        let mut conversation = self
+            .history
+            .decode(bytes.as_deref(), key.flat().as_bytes())?;
+        self.config
+            .history
+            .enforce(&mut conversation, svc.clock.now_ms());
+        Ok(conversation)
+    }
+
+    fn check_access<S: ConversationStore>(
+        &self,
+        principal: &Principal,
+        user: &str,
+        action: &'static str,
+        svc: &Services<'_, S>,
+    ) -> Result<(), ApiError> {
+        let allowed = principal.may_access(user);
+        tracing::info!(
+            target: "audit",
+            actor = %principal.user_id,
+            subject = %user,
+            action,
+            admin = principal.admin,
+            allowed,
+            at = %rfc3339(svc.clock.now_ms()),
+            "history access"
+        );
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "you may only {action} your own history"
+            )))
+        }
+    }
+
+    async fn history<S: ConversationStore>(
+        &self,
+        req: &HttpRequest,
+        principal: &Principal,
+        user: &str,
+        svc: &Services<'_, S>,
+    ) -> Result<HttpResponse, ApiError> {
+        let limit = match req.query_param("limit") {
+            None => None,
+            Some(text) => Some(
+                text.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid("invalid_limit", "limit must be an integer in 1..=10000")
+                    })?,
+            ),
+        };
+        let conversation = self.read_conversation(principal, user, "read", svc).await?;
+        let turns = &conversation.turns;
+        let skip = limit.map_or(0, |l| turns.len().saturating_sub(l));
+        let messages: Vec<Value> = turns[skip..]
+            .iter()
+            .map(|t| {
+                json!({
+                    "role": t.role,
+                    "content": t.content,
+                    "timestamp": rfc3339(t.ts_ms),
+                    "intent": t.intent,
+                })
+            })
+            .collect();
+        Ok(HttpResponse::json(
+            200,
+            &json!({
+                "success": true,
+                "user_id": user,
+                "count": messages.len(),
+                "total": turns.len(),
+                "messages": messages,
+            }),
+        ))
+    }
+
+    async fn delete_history<S: ConversationStore>(
+        &self,
+        principal: &Principal,
+        user: &str,
+        svc: &Services<'_, S>,
+    ) -> Result<HttpResponse, ApiError> {
+        self.check_access(principal, user, "delete", svc)?;
+        let key = StoreKey {
+            kind: RecordKind::History,
+            owner: user,
+        };
+        let aad = key.flat();
+        let mut outcome = None;
+        svc.store
+            .update(key, &mut |current| {
+                match self.history.decode(current, aad.as_bytes()) {
+                    Ok(mut c) => {
+                        self.config.history.enforce(&mut c, svc.clock.now_ms());
+                        outcome = Some(Ok(c.turns.len()));
+                        StoreWrite::Delete
+                    }
+                    // Unreadable history is kept: deleting what we can't read could hide a
+                    // configuration mistake (a wrong key) and lose data for good.
+                    Err(e) => {
+                        outcome = Some(Err(e));
+                        StoreWrite::Keep
+                    }
+                }
+            })
+            .await?;
+        let deleted = outcome.ok_or(ApiError::Internal("history update did not run"))??;
+        Ok(HttpResponse::json(
+            200,
+            &json!({"success": true, "user_id": user, "deleted": deleted}),
+        ))
+    }
+
+    async fn summary<S: ConversationStore>(
+        &self,
+        principal: &Principal,
+        user: &str,
+        svc: &Services<'_, S>,
+    ) -> Result<HttpResponse, ApiError> {
+        let conversation = self
+            .read_conversation(principal, user, "summarise", svc)
+            .await?;
+        let turns = &conversation.turns;
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for intent in turns
+            .iter()
+            .filter(|t| t.role == Role::User)
+            .filter_map(|t| t.intent.as_ref())
+        {
+            match counts.iter_mut().find(|(i, _)| i == intent) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((intent.clone(), 1)),
+            }
+        }
+        // Most frequent first; ties in order of first appearance (the sort is stable).
+        counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        let top: Vec<Value> = counts
+            .iter()
+            .take(5)
+            .map(|(intent, count)| json!({"intent": intent, "count": count}))
+            .collect();
+        let user_turns = turns.iter().filter(|t| t.role == Role::User).count();
+        Ok(HttpResponse::json(
+            200,
+            &json!({
+                "success": true,
+                "user_id": user,
+                "message_count": turns.len(),
+                "user_message_count": user_turns,
+                "assistant_message_count": turns.len() - user_turns,
+                "first_timestamp": turns.first().map(|t| rfc3339(t.ts_ms)),
+                "last_timestamp": turns.last().map(|t| rfc3339(t.ts_ms)),
+                "top_intents": top,
+                "last_user_message": turns.iter().rev().find(|t| t.role == Role::User).map(|t| &t.content),
+            }),
+        ))
+    }
+
+    fn chat_health(&self) -> HttpResponse {
+        let c = &self.config;
+        HttpResponse::json(
+            200,
+            &json!({
+                "success": true,
+                "status": "healthy",
+                "mode": if c.minimal_mode { "minimal" } else { "full" },
+                "minimal_mode": c.minimal_mode,
+                "inference_engine": MINIMAL_ENGINE,
+                "backend": {"configured": false},
+                "store": "ok",
+                "history": {
+                    "encrypted": self.history.is_sealed(),
+                    "max_turns": c.history.max_turns,
+                    "retention_days": c.history.retention_ms / 86_400_000,
+                },
+                "rate_limit": {"per_minute": c.rate_limit.per_minute, "burst": c.rate_limit.burst},
+                "auth": {"algorithms": self.auth.algorithms()},
+                "version": env!("CARGO_PKG_VERSION"),
+            }),
+        )
+    }
+
+    fn model_info(&self) -> HttpResponse {
+        let g = &self.config.generation;
+        HttpResponse::json(
+            200,
+            &json!({
+                "success": true,
+                "model_name": g.model_name,
+                "inference_engine": MINIMAL_ENGINE,
+                "minimal_mode": self.config.minimal_mode,
+                "max_model_len": g.max_model_len,
+                "generation": {
+                    "max_tokens": g.max_tokens,
+                    "temperature": g.temperature,
+                    "top_p": g.top_p,
+                    "top_k": g.top_k,
+                    "repetition_penalty": g.repetition_penalty,
+                },
+            }),
+        )
+    }
+}
+
+/// Reads one `Decision` from the store's GCRA state and records the consumed cell.
+async fn consume<S: ConversationStore>(
+    svc: &Services<'_, S>,
+    key: StoreKey<'_>,
+    quota: Quota,
+) -> Result<Decision, ApiError> {
+    let mut outcome = None;
+    svc.store
+        .update(key, &mut |current| {
+            let now = svc.clock.now_ms();
+            let (decision, tat) = rate_limit::check(quota, rate_limit::decode_tat(current), now);
+            outcome = Some(decision);
+            if decision.allowed {
+                StoreWrite::Put {
+                    bytes: rate_limit::encode_tat(tat),
+                    // Past its theoretical arrival time the state equals a fresh one.
+                    expires_at_ms: Some(tat),
+                }
+            } else {
+                StoreWrite::Keep
+            }
+        })
+        .await?;
+    outcome.ok_or(ApiError::Internal("rate limit update did not run"))
+}
+
+/// Checks content type and size, then parses and validates a `respond` body.
+fn parse_respond(req: &HttpRequest, config: &EdgeConfig) -> Result<RespondRequest, ApiError> {
+    let is_json = req.header("content-type").is_some_and(|ct| {
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        mime.eq_ignore_ascii_case("application/json")
+    });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let limit = config.limits.max_body_bytes;
+    if req.body.len() > limit {
+        return Err(ApiError::PayloadTooLarge {
+            size: req.body.len(),
+            limit,
+        });
+    }
+    let body: RespondRequest =
+        serde_json::from_slice(&req.body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::invalid("invalid_request", e.to_string())
+            }
+            _ => ApiError::InvalidJson(e.to_string()),
+        })?;
+    if body.message.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "empty_message",
+            "message must not be empty",
+        ));
+    }
+    let chars = body.message.chars().count();
+    if chars > config.limits.max_message_chars {
+        return Err(ApiError::invalid(
+            "message_too_long",
+            format!(
+                "message is {chars} characters; the limit is {}",
+                config.limits.max_message_chars
+            ),
+        ));
+    }
+    Ok(body)
+}

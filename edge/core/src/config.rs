@@ -1,0 +1,291 @@
+//! Configuration, read once from the operators' variable names into typed structs.
+//! Every bad value is a start-up error that names the variable.
+
+use std::str::FromStr;
+
+use thiserror::Error;
+
+use crate::auth::{KeyError, TokenPolicy};
+use crate::history::HistoryPolicy;
+use crate::rate_limit::Quota;
+use crate::seal::SealError;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{0} must be set")]
+    Missing(&'static str),
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("JWT keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
+/// Generation settings the edge reports and (in full mode) forwards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationSettings {
+    pub model_name: String,
+    pub max_tokens: u32,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub top_k: i32,
+    pub repetition_penalty: f64,
+    pub max_model_len: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub hs256_secret: Option<String>,
+    /// A JWKS document or PEM blocks.
+    pub public_keys: Option<String>,
+    pub policy: TokenPolicy,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    pub max_body_bytes: usize,
+    pub max_message_chars: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    pub minimal_mode: bool,
+    pub generation: GenerationSettings,
+    pub auth: AuthConfig,
+    pub rate_limit: Quota,
+    pub auth_failure_limit: Quota,
+    pub history: HistoryPolicy,
+    pub history_encryption_key: Option<String>,
+    pub limits: RequestLimits,
+}
+
+/// Reads variables through `lookup`, so every platform (process env, `[vars]`, Spin
+/// variables) feeds the same parser.
+struct Vars<F: Fn(&str) -> Option<String>>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn raw(&self, var: &'static str) -> Option<String> {
+        (self.0)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.raw(var).ok_or(ConfigError::Missing(var))
+    }
+
+    fn parse<T: FromStr>(
+        &self,
+        var: &'static str,
+        default: T,
+        valid: impl Fn(&T) -> bool,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        let Some(value) = self.raw(var) else {
+            return Ok(default);
+        };
+        match value.parse::<T>() {
+            Ok(v) if valid(&v) => Ok(v),
+            _ => Err(ConfigError::Invalid {
+                var,
+                value,
+                reason: format!("expected {expected}"),
+            }),
+        }
+    }
+
+    fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        let Some(value) = self.raw(var) else {
+            return Ok(default);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                var,
+                value,
+                reason: "expected true or false".into(),
+            }),
+        }
+    }
+}
+
+impl EdgeConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let v = Vars(lookup);
+        let generation = GenerationSettings {
+            model_name: v
+                .raw("CHAT_MODEL_NAME")
+                .unwrap_or_else(|| "bigscience/bloom-560m".into()),
+            max_tokens: v.parse(
+                "CHAT_MAX_TOKENS",
+                150,
+                |x| (1..=4096).contains(x),
+                "1..=4096",
+            )?,
+            temperature: v.parse(
+                "CHAT_TEMPERATURE",
+                0.7,
+                |x: &f64| (0.0..=2.0).contains(x),
+                "a number in 0..=2",
+            )?,
+            top_p: v.parse(
+                "CHAT_TOP_P",
+                0.9,
+                |x: &f64| *x > 0.0 && *x <= 1.0,
+                "a number in (0, 1]",
+            )?,
+            top_k: v.parse(
+                "CHAT_TOP_K",
+                50,
+                |x| *x == -1 || *x >= 1,
+                "-1 (off) or >= 1",
+            )?,
+            repetition_penalty: v.parse(
+                "CHAT_REPETITION_PENALTY",
+                1.1,
+                |x: &f64| *x > 0.0 && *x <= 2.0,
+                "a number in (0, 2]",
+            )?,
+            max_model_len: v.parse(
+                "VLLM_MAX_MODEL_LEN",
+                2048,
+                |x| (16..=1_048_576).contains(x),
+                "16..=1048576",
+            )?,
+        };
+        if generation.max_tokens >= generation.max_model_len {
+            return Err(ConfigError::Invalid {
+                var: "CHAT_MAX_TOKENS",
+                value: generation.max_tokens.to_string(),
+                reason: format!(
+                    "must be below VLLM_MAX_MODEL_LEN ({}) to leave room for the prompt",
+                    generation.max_model_len
+                ),
+            });
+        }
+        let auth = AuthConfig {
+            hs256_secret: v.raw("JWT_HS256_SECRET"),
+            public_keys: v.raw("JWT_PUBLIC_KEYS"),
+            policy: TokenPolicy {
+                issuer: v.required("JWT_ISSUER")?,
+                audience: v.required("JWT_AUDIENCE")?,
+                leeway_s: v.parse("JWT_LEEWAY_SECONDS", 30, |x| *x <= 300, "0..=300 seconds")?,
+                max_token_bytes: v.parse(
+                    "JWT_MAX_TOKEN_BYTES",
+                    4096,
+                    |x| (256..=65536).contains(x),
+                    "256..=65536",
+                )?,
+            },
+        };
+        if auth.hs256_secret.is_none() && auth.public_keys.is_none() {
+            return Err(ConfigError::Missing("JWT_HS256_SECRET or JWT_PUBLIC_KEYS"));
+        }
+        let positive = |x: &u32| *x >= 1;
+        Ok(Self {
+            minimal_mode: v.flag("MINIMAL_MODE", true)?,
+            generation,
+            auth,
+            rate_limit: Quota {
+                per_minute: v.parse("RATE_LIMIT_PER_MINUTE", 60, positive, "an integer >= 1")?,
+                burst: v.parse("RATE_LIMIT_BURST", 10, positive, "an integer >= 1")?,
+            },
+            auth_failure_limit: Quota {
+                per_minute: v.parse(
+                    "AUTH_FAILURE_LIMIT_PER_MINUTE",
+                    10,
+                    positive,
+                    "an integer >= 1",
+                )?,
+                burst: v.parse("AUTH_FAILURE_BURST", 20, positive, "an integer >= 1")?,
+            },
+            history: HistoryPolicy {
+                max_turns: v.parse(
+                    "HISTORY_MAX_TURNS",
+                    50,
+                    |x| (2..=10_000).contains(x),
+                    "2..=10000",
+                )?,
+                retention_ms: v.parse::<u64>(
+                    "HISTORY_RETENTION_DAYS",
+                    30,
+                    |x| (1..=3650).contains(x),
+                    "1..=3650 days",
+                )? * 86_400_000,
+            },
+            history_encryption_key: v.raw("HISTORY_ENCRYPTION_KEY"),
+            limits: RequestLimits {
+                max_body_bytes: v.parse(
+                    "MAX_BODY_BYTES",
+                    16 * 1024,
+                    |x| (1024..=1_048_576).contains(x),
+                    "1024..=1048576",
+                )?,
+                max_message_chars: v.parse(
+                    "MAX_MESSAGE_CHARS",
+                    4000,
+                    |x| (1..=100_000).contains(x),
+                    "1..=100000",
+                )?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("JWT_ISSUER", "iss"),
+        ("JWT_AUDIENCE", "aud"),
+        ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
+    ];
+
+    #[test]
+    fn defaults() {
+        let c = EdgeConfig::from_lookup(lookup(&BASE)).unwrap();
+        assert!(c.minimal_mode);
+        assert_eq!(c.generation.model_name, "bigscience/bloom-560m");
+        assert_eq!(c.history.max_turns, 50);
+        assert_eq!(c.auth.policy.leeway_s, 30);
+        assert_eq!(c.limits.max_body_bytes, 16384);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("CHAT_TEMPERATURE", "hot"),
+            ("CHAT_TOP_P", "1.5"),
+            ("MINIMAL_MODE", "maybe"),
+            ("RATE_LIMIT_BURST", "0"),
+            ("CHAT_MAX_TOKENS", "4000"),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push((var, value));
+            let err = EdgeConfig::from_lookup(lookup(&pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(var), "{err}");
+        }
+        let err = EdgeConfig::from_lookup(lookup(&BASE[..2])).unwrap_err();
+        assert!(err.to_string().contains("JWT_HS256_SECRET"), "{err}");
+        let err = EdgeConfig::from_lookup(lookup(&BASE[1..])).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing("JWT_ISSUER")));
+    }
+}

@@ -1,0 +1,27 @@
+//! eindr-chat edge core: everything the edge decides, free of any platform.
+//!
+//! Adapters (Cloudflare Workers, Spin, the native dev server) turn their requests into
+//! [`HttpRequest`], provide [`Services`] and send back the [`HttpResponse`] from
+//! [`EdgeApp::handle`].
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod history;
+pub mod http;
+pub mod memory;
+pub mod platform;
+pub mod rate_limit;
+pub mod replies;
+pub mod seal;
+
+pub use app::EdgeApp;
+pub use config::{ConfigError, EdgeConfig};
+pub use error::ApiError;
+pub use http::{HttpRequest, HttpResponse};
+pub use memory::MemoryStore;
+pub use platform::{
+    Clock, ConversationStore, Randomness, Services, StoreError, StoreKey, StoreWrite,
+};

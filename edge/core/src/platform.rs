@@ -1,0 +1,93 @@
+//! What the core needs from the platform it runs on. Adapters implement these; the core
+//! never names a platform crate.
+
+use thiserror::Error;
+
+/// Wall-clock time in milliseconds since the Unix epoch.
+pub trait Clock {
+    fn now_ms(&self) -> u64;
+}
+
+/// Cryptographically secure randomness (nonces for history sealing, reply choice).
+pub trait Randomness {
+    fn fill(&self, buf: &mut [u8]);
+
+    fn next_u64(&self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill(&mut b);
+        u64::from_le_bytes(b)
+    }
+}
+
+/// Which record of the store a key names. Every record belongs to one owner (a user id or,
+/// for failed-authentication limits, a client address), so an adapter can route all of one
+/// owner's records to one strongly consistent place (a Durable Object per user, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    History,
+    RateLimit,
+    AuthFailures,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StoreKey<'a> {
+    pub kind: RecordKind,
+    pub owner: &'a str,
+}
+
+impl StoreKey<'_> {
+    /// A flat key for key-value stores, e.g. `history:alice`.
+    pub fn flat(&self) -> String {
+        let prefix = match self.kind {
+            RecordKind::History => "history",
+            RecordKind::RateLimit => "ratelimit",
+            RecordKind::AuthFailures => "authfail",
+        };
+        format!("{prefix}:{}", self.owner)
+    }
+}
+
+/// The outcome of one read-modify-write step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreWrite {
+    /// Leave the record as it is.
+    Keep,
+    /// Replace the record. `expires_at_ms` lets stores with native expiry drop it unattended.
+    Put {
+        bytes: Vec<u8>,
+        expires_at_ms: Option<u64>,
+    },
+    Delete,
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("conversation store unavailable: {0}")]
+    Unavailable(String),
+    #[error("conversation store kept conflicting; gave up after {attempts} attempts")]
+    Contention { attempts: u32 },
+}
+
+/// A per-owner record store with an atomic read-modify-write.
+///
+/// Futures are not `Send`: on both wasm platforms a request runs on one thread.
+#[allow(async_fn_in_trait)]
+pub trait ConversationStore {
+    async fn get(&self, key: StoreKey<'_>) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Applies `apply` to the current record atomically: no other update of the same key
+    /// interleaves. Implementations on compare-and-swap stores may call `apply` more than
+    /// once, so it must only compute from its input.
+    async fn update(
+        &self,
+        key: StoreKey<'_>,
+        apply: &mut dyn FnMut(Option<&[u8]>) -> StoreWrite,
+    ) -> Result<(), StoreError>;
+}
+
+/// The platform's services for one request.
+pub struct Services<'a, S: ConversationStore> {
+    pub store: &'a S,
+    pub clock: &'a dyn Clock,
+    pub random: &'a dyn Randomness,
+}

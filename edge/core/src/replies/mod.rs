@@ -1,0 +1,294 @@
+//! Minimal mode: contextual replies from rules, chosen with the platform's randomness.
+//! A reply never repeats the user's previous assistant turn word for word.
+
+pub mod intent;
+pub mod phrasebook;
+pub mod task;
+
+use crate::api::ChatContext;
+use intent::SmallTalk;
+use task::{TaskKind, TaskSlots, speakable};
+
+/// A reply and what it was based on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub text: String,
+    /// The intent recorded with the turn.
+    pub intent: String,
+    pub context_used: bool,
+}
+
+/// Picks one of `candidates`, avoiding `previous`. `roll` is a random number.
+fn choose(candidates: &[String], previous: Option<&str>, roll: u64) -> String {
+    let n = candidates.len() as u64;
+    if n == 0 {
+        return String::new();
+    }
+    let first = (roll % n) as usize;
+    if n > 1 && previous == Some(candidates[first].as_str()) {
+        // Any of the others, still at random.
+        let step = 1 + ((roll / n) % (n - 1)) as usize;
+        return candidates[(first + step) % n as usize].clone();
+    }
+    candidates[first].clone()
+}
+
+fn fill(template: &str, slots: &[(&str, &str)]) -> String {
+    let mut out = template.to_owned();
+    for (name, value) in slots {
+        out = out.replace(name, value);
+    }
+    out
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Renders every phrasing of a successful task.
+fn task_done(kind: TaskKind, slots: &TaskSlots) -> Vec<String> {
+    let quoted = slots.title.as_ref().map(|t| format!("'{t}'"));
+    let for_title = quoted
+        .as_ref()
+        .map(|q| format!(" for {q}"))
+        .unwrap_or_default();
+    let about_title = quoted
+        .as_ref()
+        .map(|q| format!(" about {q}"))
+        .unwrap_or_default();
+    let title_or_it = quoted.clone().unwrap_or_else(|| "it".to_owned());
+    let title_or_it_cap = capitalise(&title_or_it);
+    let values = [
+        ("{for_title}", for_title.as_str()),
+        ("{about_title}", about_title.as_str()),
+        ("{title_or_it_cap}", title_or_it_cap.as_str()),
+        ("{title_or_it}", title_or_it.as_str()),
+        ("{when}", slots.when.as_str()),
+        ("{duration}", slots.duration.as_str()),
+    ];
+    phrasebook::task_done(kind)
+        .iter()
+        .map(|t| fill(t, &values))
+        .collect()
+}
+
+fn task_failed(kind: TaskKind, slots: &TaskSlots, error: Option<&str>) -> Vec<String> {
+    let for_title = slots
+        .title
+        .as_ref()
+        .map(|t| format!(" for '{t}'"))
+        .unwrap_or_default();
+    let reason = error
+        .map(speakable)
+        .map(|r| r.trim_end_matches(['.', '!', '?']).to_owned())
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            // Mid-sentence after a colon: lower-case the first letter unless it's an acronym.
+            let mut chars = r.chars();
+            match (chars.next(), chars.next()) {
+                (Some(a), Some(b)) if a.is_uppercase() && !b.is_uppercase() => {
+                    a.to_lowercase().chain(r.chars().skip(1)).collect()
+                }
+                _ => r,
+            }
+        })
+        .unwrap_or_else(|| phrasebook::NO_REASON.to_owned());
+    let values = [
+        ("{noun}", kind.noun()),
+        ("{for_title}", for_title.as_str()),
+        ("{reason}", reason.as_str()),
+    ];
+    phrasebook::TASK_FAILED
+        .iter()
+        .map(|t| fill(t, &values))
+        .collect()
+}
+
+/// The reply for a message with its optional context. `previous` is the user's last
+/// assistant turn; `roll` is a random number from the platform.
+pub fn minimal_reply(
+    message: &str,
+    context: Option<&ChatContext>,
+    previous: Option<&str>,
+    roll: u64,
+) -> Reply {
+    let intent = context.and_then(|c| c.intent.as_deref());
+    if let Some(result) = context.and_then(|c| c.processing_result.as_ref()) {
+        let kind = intent
+            .and_then(TaskKind::from_intent)
+            .unwrap_or(TaskKind::Other);
+        let slots = TaskSlots::from_data(result.data.as_ref());
+        let candidates = if result.success {
+            task_done(kind, &slots)
+        } else {
+            task_failed(kind, &slots, result.error.as_deref())
+        };
+        return Reply {
+            text: choose(&candidates, previous, roll),
+            intent: intent.unwrap_or(kind.noun()).to_owned(),
+            context_used: true,
+        };
+    }
+    let from_context = intent.and_then(SmallTalk::from_intent);
+    let family = from_context.unwrap_or_else(|| intent::classify(message));
+    let candidates: Vec<String> = phrasebook::small_talk(family)
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    Reply {
+        text: choose(&candidates, previous, roll),
+        intent: family.name().to_owned(),
+        context_used: from_context.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ProcessingResult;
+    use serde_json::json;
+
+    fn context(
+        intent: &str,
+        success: bool,
+        data: serde_json::Value,
+        error: Option<&str>,
+    ) -> ChatContext {
+        ChatContext {
+            intent: Some(intent.to_owned()),
+            processing_result: Some(ProcessingResult {
+                success,
+                data: data.as_object().cloned(),
+                error: error.map(str::to_owned),
+            }),
+            ..ChatContext::default()
+        }
+    }
+
+    #[test]
+    fn reminder_acknowledgment_fills_slots() {
+        let ctx = context(
+            "create_reminder",
+            true,
+            json!({"title": "meeting", "time": "14:00"}),
+            None,
+        );
+        let reply = minimal_reply("remind me", Some(&ctx), None, 0);
+        assert_eq!(
+            reply.text,
+            "Perfect! I've created your reminder for 'meeting' at 2 PM. Is there anything else you need?"
+        );
+        assert!(reply.context_used);
+        assert_eq!(reply.intent, "create_reminder");
+        for roll in 0..16 {
+            let r = minimal_reply("remind me", Some(&ctx), None, roll);
+            assert!(r.text.contains("'meeting'"), "{}", r.text);
+            assert!(r.text.contains("2 PM"), "{}", r.text);
+            assert!(!r.text.contains('{'), "unfilled slot: {}", r.text);
+        }
+    }
+
+    #[test]
+    fn every_task_phrasing_is_fully_filled() {
+        for intent in [
+            "reminder",
+            "alarm",
+            "timer",
+            "add_event",
+            "note",
+            "todo",
+            "other",
+        ] {
+            for data in [
+                json!({}),
+                json!({"title": "x", "time": "7:00", "duration": "5 minutes"}),
+            ] {
+                for success in [true, false] {
+                    let ctx = context(intent, success, data.clone(), Some("Calendar is full"));
+                    for roll in 0..8 {
+                        let r = minimal_reply("", Some(&ctx), None, roll);
+                        assert!(!r.text.contains('{') && !r.text.contains('}'), "{}", r.text);
+                        assert!(!r.text.contains("  "), "{}", r.text);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn failure_reply_is_honest_and_uses_the_error() {
+        let ctx = context(
+            "create_reminder",
+            false,
+            json!({"title": "dentist"}),
+            Some("The time is in the past."),
+        );
+        for roll in 0..6 {
+            let r = minimal_reply("", Some(&ctx), None, roll);
+            assert!(r.text.contains("the time is in the past"), "{}", r.text);
+            assert!(r.text.contains("'dentist'"), "{}", r.text);
+            assert!(!r.text.contains("past.."), "{}", r.text);
+        }
+        let ctx = context("set_alarm", false, json!({}), None);
+        let r = minimal_reply("", Some(&ctx), None, 1);
+        assert!(r.text.contains(phrasebook::NO_REASON), "{}", r.text);
+    }
+
+    #[test]
+    fn never_the_same_reply_twice_in_a_row() {
+        let mut previous: Option<String> = None;
+        for roll in 0..200u64 {
+            let r = minimal_reply(
+                "hello",
+                None,
+                previous.as_deref(),
+                roll.wrapping_mul(2654435761),
+            );
+            assert_ne!(Some(&r.text), previous.as_ref());
+            previous = Some(r.text);
+        }
+    }
+
+    #[test]
+    fn every_family_has_three_plain_phrasings() {
+        use intent::SmallTalk::*;
+        for family in [
+            Greeting,
+            HowAreYou,
+            Thanks,
+            Goodbye,
+            WhoAreYou,
+            WhatCanYouDo,
+            Joke,
+            Compliment,
+            Help,
+            GeneralQuestion,
+            Unknown,
+        ] {
+            let phrases = phrasebook::small_talk(family);
+            assert!(phrases.len() >= 3, "{family:?}");
+            for p in phrases {
+                assert!(p.is_ascii(), "TTS-unfriendly character in {p}");
+                assert!(!p.contains(['*', '#', '_', '`']), "markdown in {p}");
+            }
+        }
+    }
+
+    #[test]
+    fn chit_chat_and_questions() {
+        let r = minimal_reply("What is the capital of France?", None, None, 0);
+        assert_eq!(r.intent, "general_question");
+        assert!(r.text.contains("look"), "{}", r.text);
+        let ctx = ChatContext {
+            intent: Some("greeting".into()),
+            ..ChatContext::default()
+        };
+        let r = minimal_reply("yo", Some(&ctx), None, 0);
+        assert_eq!(r.intent, "greeting");
+        assert!(r.context_used);
+    }
+}

@@ -1,0 +1,151 @@
+//! Shared test fixtures: a controllable clock, seeded randomness, token minting.
+// Fixtures may unwrap: a failure here is a failed test, not a crashed request.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::cell::Cell;
+use std::collections::HashMap;
+
+use edge_core::auth::EdgeClaims;
+use edge_core::auth::Scope;
+use edge_core::{
+    Clock, EdgeApp, EdgeConfig, HttpRequest, HttpResponse, MemoryStore, Randomness, Services,
+};
+use jwt_simple::prelude::*;
+
+pub const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
+pub const ISSUER: &str = "https://auth.eindr.test";
+pub const AUDIENCE: &str = "eindr-chat";
+/// 2026-11-24T00:00:00Z
+pub const T0_MS: u64 = 1_795_478_400_000;
+
+pub struct TestClock(pub Cell<u64>);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// splitmix64: deterministic, good enough to pick phrasings and nonces in tests.
+pub struct TestRandom(pub Cell<u64>);
+
+impl Randomness for TestRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let mut z = self.0.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            self.0.set(z);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+pub fn config_with(extra: &[(&str, &str)]) -> EdgeConfig {
+    let mut vars: HashMap<String, String> = [
+        ("JWT_HS256_SECRET", SECRET),
+        ("JWT_ISSUER", ISSUER),
+        ("JWT_AUDIENCE", AUDIENCE),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    EdgeConfig::from_lookup(|k| vars.get(k).cloned()).unwrap()
+}
+
+pub struct Harness {
+    pub app: EdgeApp,
+    pub store: MemoryStore,
+    pub clock: TestClock,
+    pub random: TestRandom,
+}
+
+impl Harness {
+    pub fn new(extra: &[(&str, &str)]) -> Self {
+        Self {
+            app: EdgeApp::new(config_with(extra)).unwrap(),
+            store: MemoryStore::new(),
+            clock: TestClock(Cell::new(T0_MS)),
+            random: TestRandom(Cell::new(42)),
+        }
+    }
+
+    pub fn advance_ms(&self, ms: u64) {
+        self.clock.0.set(self.clock.0.get() + ms);
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.0.get()
+    }
+
+    pub fn send(&self, req: HttpRequest) -> HttpResponse {
+        let svc = Services {
+            store: &self.store,
+            clock: &self.clock,
+            random: &self.random,
+        };
+        pollster::block_on(self.app.handle(&req, &svc))
+    }
+
+    /// A token for `user` valid for an hour from the harness clock.
+    pub fn token(&self, user: &str) -> String {
+        mint(user, None, self.now_ms())
+    }
+
+    pub fn admin_token(&self, user: &str) -> String {
+        mint(user, Some("chat:read chat:admin"), self.now_ms())
+    }
+
+    pub fn respond(&self, user: &str, body: serde_json::Value) -> HttpResponse {
+        self.send(
+            HttpRequest::new("POST", "/api/chat/respond")
+                .with_header("authorization", &format!("Bearer {}", self.token(user)))
+                .with_header("content-type", "application/json")
+                .with_body(body.to_string()),
+        )
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> HttpResponse {
+        self.send(
+            HttpRequest::new("GET", path).with_header("authorization", &format!("Bearer {token}")),
+        )
+    }
+}
+
+pub fn claims_at(user: &str, scope: Option<&str>, now_ms: u64) -> JWTClaims<EdgeClaims> {
+    let now = Duration::from_millis(now_ms);
+    JWTClaims {
+        issued_at: Some(now),
+        expires_at: Some(now + Duration::from_hours(1)),
+        invalid_before: Some(now),
+        issuer: Some(ISSUER.to_owned()),
+        subject: Some(user.to_owned()),
+        audiences: Some(Audiences::AsString(AUDIENCE.to_owned())),
+        jwt_id: None,
+        nonce: None,
+        custom: EdgeClaims {
+            scope: scope.map(|s| Scope::Text(s.to_owned())),
+        },
+    }
+}
+
+pub fn mint(user: &str, scope: Option<&str>, now_ms: u64) -> String {
+    HS256Key::from_bytes(SECRET.as_bytes())
+        .authenticate(claims_at(user, scope, now_ms))
+        .unwrap()
+}
+
+pub fn json(resp: &HttpResponse) -> serde_json::Value {
+    serde_json::from_slice(&resp.body).unwrap()
+}
+
+pub fn error_code(resp: &HttpResponse) -> String {
+    json(resp)["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
