@@ -1,1 +1,163 @@
-fn main() {}
+//! Project tasks (the cargo-xtask convention): `cargo xtask dev | test | bench`.
+//!
+//! Only std: this runs before anything else is built, on a fresh machine.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const WASM_TARGETS: [&str; 2] = ["wasm32-unknown-unknown", "wasm32-wasip2"];
+/// Crates that would tie the core to one deployment platform or runtime. (WASI and
+/// wasm-bindgen shims that jwt-simple's clock and RNG pull in per target are not platforms.)
+const PLATFORM_CRATES: [&str; 6] = [
+    "worker",
+    "worker-sys",
+    "spin-sdk",
+    "spin-executor",
+    "tokio",
+    "web-sys",
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("dev") => dev(&args[1..]),
+        Some("test") => test(),
+        Some("bench") => bench(),
+        _ => {
+            eprintln!("usage: cargo xtask <dev [edge-dev args] | test | bench>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}");
+    println!("xtask: {shown}");
+    let status = cmd.status().map_err(|e| format!("{shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed ({status})"))
+    }
+}
+
+fn output(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Installs the wasm targets once; a second run finds them and does nothing.
+fn ensure_wasm_targets() -> Result<(), String> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    for target in WASM_TARGETS {
+        if !installed.lines().any(|l| l.trim() == target) {
+            run(Command::new("rustup").args(["target", "add", target]))?;
+        }
+    }
+    Ok(())
+}
+
+/// Shared test data (CLINC150, Wycheproof) lives beside the checkout, as in CI.
+fn test_data_dir() -> PathBuf {
+    env::var_os("EINDR_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/data"))
+}
+
+fn dev(extra: &[String]) -> Result<(), String> {
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "edge-dev",
+            "--",
+            "--dev",
+        ])
+        .args(extra))
+}
+
+fn test() -> Result<(), String> {
+    ensure_wasm_targets()?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    for target in WASM_TARGETS {
+        run(cargo().args(["check", "-p", "edge-core", "--target", target]))?;
+    }
+    check_core_is_platform_free()?;
+    let data = test_data_dir();
+    if !data.is_dir() {
+        return Err(format!(
+            "test data not found at {} (set EINDR_TEST_DATA)",
+            data.display()
+        ));
+    }
+    run(cargo()
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .env("EINDR_TEST_DATA", &data))
+}
+
+/// The core may depend on no platform crate, on any target.
+fn check_core_is_platform_free() -> Result<(), String> {
+    for target in WASM_TARGETS.iter().copied().chain(["all"]) {
+        let tree = output(cargo().args([
+            "tree",
+            "-p",
+            "edge-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--target",
+            target,
+        ]))?;
+        for line in tree.lines() {
+            let name = line.split_whitespace().next().unwrap_or("");
+            if PLATFORM_CRATES.contains(&name) {
+                return Err(format!(
+                    "edge-core depends on platform crate {name} ({target})"
+                ));
+            }
+        }
+    }
+    println!("xtask: edge-core is free of platform crates");
+    Ok(())
+}
+
+fn bench() -> Result<(), String> {
+    run(cargo().args(["bench", "-p", "edge-core", "--bench", "respond"]))
+}

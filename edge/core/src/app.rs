@@ -1,6 +1,8 @@
 //! The edge's one entry point: an HTTP request and the platform's services in, an HTTP
 //! response out. Every decision lives here; adapters only translate.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 use crate::api::{Mode, ModelInfo, RespondRequest, RespondResponse};
@@ -244,38 +246,39 @@ impl EdgeApp {
         svc.store
             .update(key, &mut |current| {
                 let now = svc.clock.now_ms();
-                let mut conversation = match self.history.decode(current, aad.as_bytes()) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        outcome = Some(Err(e));
-                        return StoreWrite::Keep;
-                    }
-                };
-                policy.enforce(&mut conversation, now);
-                let previous = conversation
-                    .turns
-                    .iter()
-                    .rev()
-                    .find(|t| t.role == Role::Assistant)
-                    .map(|t| t.content.as_str());
-                let reply = minimal_reply(&body.message, context, previous, roll);
-                conversation.turns.push(Turn {
-                    role: Role::User,
-                    content: body.message.clone(),
-                    ts_ms: now,
-                    intent: user_intent.clone().or_else(|| Some(reply.intent.clone())),
-                    engine: None,
+                let appended = self.history.read(current, aad.as_bytes(), |stored| {
+                    // A shorter lifetime than the record's, so the new turns can borrow too.
+                    let mut conversation: Conversation<'_> = stored;
+                    policy.enforce(&mut conversation, now);
+                    let previous = conversation
+                        .turns
+                        .iter()
+                        .rev()
+                        .find(|t| t.role == Role::Assistant)
+                        .map(|t| t.content.as_ref());
+                    let reply = minimal_reply(&body.message, context, previous, roll);
+                    conversation.turns.push(Turn {
+                        role: Role::User,
+                        content: Cow::Borrowed(body.message.as_str()),
+                        ts_ms: now,
+                        intent: Some(Cow::Owned(
+                            user_intent.clone().unwrap_or_else(|| reply.intent.clone()),
+                        )),
+                        engine: None,
+                    });
+                    conversation.turns.push(Turn {
+                        role: Role::Assistant,
+                        content: Cow::Owned(reply.text.clone()),
+                        ts_ms: now,
+                        intent: Some(Cow::Owned(reply.intent.clone())),
+                        engine: Some(Cow::Borrowed(MINIMAL_ENGINE)),
+                    });
+                    policy.enforce(&mut conversation, now);
+                    self.write(&conversation, &aad, now, svc)
+                        .map(|write| (write, reply))
                 });
-                conversation.turns.push(Turn {
-                    role: Role::Assistant,
-                    content: reply.text.clone(),
-                    ts_ms: now,
-                    intent: Some(reply.intent.clone()),
-                    engine: Some(MINIMAL_ENGINE.to_owned()),
-                });
-                policy.enforce(&mut conversation, now);
-                match self.write(&conversation, &aad, now, svc) {
-                    Ok(write) => {
+                match appended.and_then(|r| r) {
+                    Ok((write, reply)) => {
                         outcome = Some(Ok(reply));
                         write
                     }
@@ -299,13 +302,12 @@ impl EdgeApp {
                 response_time: finished.saturating_sub(started) as f64 / 1000.0,
             },
         };
-        let value = serde_json::to_value(&response).unwrap_or(Value::Null);
-        Ok(HttpResponse::json(200, &value))
+        Ok(HttpResponse::json(200, &response))
     }
 
     fn write<S: ConversationStore>(
         &self,
-        conversation: &Conversation,
+        conversation: &Conversation<'_>,
         aad: &str,
         now: u64,
         svc: &Services<'_, S>,
@@ -329,7 +331,7 @@ impl EdgeApp {
         user: &str,
         action: &'static str,
         svc: &Services<'_, S>,
-    ) -> Result<Conversation, ApiError> {
+    ) -> Result<Conversation<'static>, ApiError> {
         self.check_access(principal, user, action, svc)?;
         let key = StoreKey {
             kind: RecordKind::History,
@@ -471,7 +473,7 @@ impl EdgeApp {
         {
             match counts.iter_mut().find(|(i, _)| i == intent) {
                 Some((_, n)) => *n += 1,
-                None => counts.push((intent.clone(), 1)),
+                None => counts.push((intent.to_string(), 1)),
             }
         }
         // Most frequent first; ties in order of first appearance (the sort is stable).
@@ -559,8 +561,8 @@ async fn consume<S: ConversationStore>(
             if decision.allowed {
                 StoreWrite::Put {
                     bytes: rate_limit::encode_tat(tat),
-                    // Past its theoretical arrival time the state equals a fresh one.
-                    expires_at_ms: Some(tat),
+                    // Past its theoretical arrival time (µs) the state equals a fresh one.
+                    expires_at_ms: Some(tat.div_ceil(1000)),
                 }
             } else {
                 StoreWrite::Keep

@@ -182,28 +182,49 @@ impl EdgeConfig {
                     |x| (256..=65536).contains(x),
                     "256..=65536",
                 )?,
+                cache_size: v.parse(
+                    "JWT_CACHE_SIZE",
+                    1024,
+                    |x| *x <= 1_000_000,
+                    "0 (off) ..= 1000000 tokens",
+                )?,
             },
         };
         if auth.hs256_secret.is_none() && auth.public_keys.is_none() {
             return Err(ConfigError::Missing("JWT_HS256_SECRET or JWT_PUBLIC_KEYS"));
         }
-        let positive = |x: &u32| *x >= 1;
+        let positive = |x: &u32| (1..=1_000_000).contains(x);
         Ok(Self {
             minimal_mode: v.flag("MINIMAL_MODE", true)?,
             generation,
             auth,
             rate_limit: Quota {
-                per_minute: v.parse("RATE_LIMIT_PER_MINUTE", 60, positive, "an integer >= 1")?,
-                burst: v.parse("RATE_LIMIT_BURST", 10, positive, "an integer >= 1")?,
+                per_minute: v.parse(
+                    "RATE_LIMIT_PER_MINUTE",
+                    60,
+                    positive,
+                    "an integer in 1..=1000000",
+                )?,
+                burst: v.parse(
+                    "RATE_LIMIT_BURST",
+                    10,
+                    positive,
+                    "an integer in 1..=1000000",
+                )?,
             },
             auth_failure_limit: Quota {
                 per_minute: v.parse(
                     "AUTH_FAILURE_LIMIT_PER_MINUTE",
                     10,
                     positive,
-                    "an integer >= 1",
+                    "an integer in 1..=1000000",
                 )?,
-                burst: v.parse("AUTH_FAILURE_BURST", 20, positive, "an integer >= 1")?,
+                burst: v.parse(
+                    "AUTH_FAILURE_BURST",
+                    20,
+                    positive,
+                    "an integer in 1..=1000000",
+                )?,
             },
             history: HistoryPolicy {
                 max_turns: v.parse(

@@ -68,8 +68,8 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
-    pub fn json(status: u16, value: &serde_json::Value) -> Self {
-        // Serialising a `Value` cannot fail; the fallback keeps the request path panic-free.
+    pub fn json<T: serde::Serialize + ?Sized>(status: u16, value: &T) -> Self {
+        // Our response types always serialise; the fallback keeps the request path panic-free.
         let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
         Self {
             status,

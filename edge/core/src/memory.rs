@@ -70,8 +70,12 @@ impl ConversationStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let flat = key.flat();
         let mut records = self.records.lock().map_err(poisoned)?;
-        let current = self.live(records.get(&flat));
-        match apply(current.as_deref()) {
+        let now = self.now_ms.map(|now| now());
+        let current = records
+            .get(&flat)
+            .filter(|(_, expires)| !matches!((expires, now), (Some(at), Some(now)) if now >= *at))
+            .map(|(bytes, _)| bytes.as_slice());
+        match apply(current) {
             StoreWrite::Keep => {}
             StoreWrite::Put {
                 bytes,

@@ -10,14 +10,16 @@ pub struct Quota {
 }
 
 impl Quota {
-    /// Milliseconds between two cells at the sustained rate (the emission interval).
-    fn interval_ms(&self) -> u64 {
-        60_000 / u64::from(self.per_minute.max(1))
+    /// Microseconds between two cells at the sustained rate (the emission interval); never
+    /// zero, so rates up to a million a minute stay exact.
+    fn interval_us(&self) -> u64 {
+        (60_000_000 / u64::from(self.per_minute.max(1))).max(1)
     }
 
     /// How far ahead of now the theoretical arrival time may run (burst capacity).
-    fn capacity_ms(&self) -> u64 {
-        self.interval_ms() * u64::from(self.burst.max(1))
+    fn capacity_us(&self) -> u64 {
+        self.interval_us()
+            .saturating_mul(u64::from(self.burst.max(1)))
     }
 }
 
@@ -44,7 +46,7 @@ impl Decision {
     }
 }
 
-/// Stored state: the theoretical arrival time in ms since the epoch, as 8 bytes.
+/// Stored state: the theoretical arrival time in µs since the epoch, as 8 bytes.
 pub fn decode_tat(bytes: Option<&[u8]>) -> u64 {
     bytes
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -55,18 +57,19 @@ pub fn encode_tat(tat: u64) -> Vec<u8> {
     tat.to_le_bytes().to_vec()
 }
 
-fn ceil_s(ms: u64) -> u64 {
-    ms.div_ceil(1000)
+fn ceil_s(us: u64) -> u64 {
+    us.div_ceil(1_000_000)
 }
 
 /// Decides one request at `now_ms` against the stored TAT; returns the decision and the
 /// new TAT to store (unchanged when refused, so refusals cost nothing).
 pub fn check(quota: Quota, stored_tat: u64, now_ms: u64) -> (Decision, u64) {
-    let t = quota.interval_ms();
-    let capacity = quota.capacity_ms();
-    let tat = stored_tat.max(now_ms);
-    let new_tat = tat + t;
-    let ahead = new_tat - now_ms;
+    let now = now_ms.saturating_mul(1000);
+    let t = quota.interval_us();
+    let capacity = quota.capacity_us();
+    let tat = stored_tat.max(now);
+    let new_tat = tat.saturating_add(t);
+    let ahead = new_tat - now;
     if ahead <= capacity {
         let remaining = ((capacity - ahead) / t) as u32;
         let decision = Decision {
@@ -82,7 +85,7 @@ pub fn check(quota: Quota, stored_tat: u64, now_ms: u64) -> (Decision, u64) {
             allowed: false,
             limit: quota.burst,
             remaining: 0,
-            reset_s: ceil_s(tat - now_ms),
+            reset_s: ceil_s(tat - now),
             retry_after_s: ceil_s(ahead - capacity).max(1),
         };
         (decision, stored_tat)
@@ -122,6 +125,32 @@ mod tests {
         let (d, _) = check(Q, t, now + 60_000);
         assert!(d.allowed);
         assert_eq!(d.remaining, 4);
+    }
+
+    #[test]
+    fn high_rates_stay_exact() {
+        let q = Quota {
+            per_minute: 1_000_000,
+            burst: 3,
+        };
+        let (mut tat, now) = (0, 5_000);
+        for _ in 0..3 {
+            let (d, t) = check(q, tat, now);
+            assert!(d.allowed);
+            tat = t;
+        }
+        assert!(!check(q, tat, now).0.allowed);
+        // 60 µs per cell: 1 ms later the 180 µs burst window has fully refilled.
+        let mut admitted = 0;
+        loop {
+            let (d, t) = check(q, tat, now + 1);
+            if !d.allowed {
+                break;
+            }
+            admitted += 1;
+            tat = t;
+        }
+        assert_eq!(admitted, 3);
     }
 
     #[test]

@@ -15,6 +15,7 @@ fn policy() -> TokenPolicy {
         audience: AUDIENCE.into(),
         leeway_s: 30,
         max_token_bytes: 4096,
+        cache_size: 64,
     }
 }
 
@@ -254,7 +255,7 @@ fn eddsa_es256_and_jwks_keys_with_kid() {
     let jwks = format!(r#"{{"keys":[{}]}}"#, es.public_key().to_jwk());
     keys.add_public_keys(&jwks).unwrap();
     let auth = Authenticator::new(keys, policy()).unwrap();
-    assert_eq!(auth.algorithms(), vec!["ES256", "EdDSA"]);
+    assert_eq!(auth.algorithms(), ["ES256", "EdDSA"]);
     let t = ed.sign(claims_at("alice", None, T0_MS)).unwrap();
     assert_eq!(auth.verify_token(&t, T0_MS).unwrap().user_id, "alice");
     let t = es.sign(claims_at("bob", None, T0_MS)).unwrap();
@@ -283,4 +284,21 @@ fn weak_or_bad_keys_fail_at_start() {
     );
     assert!(keys.add_public_keys("{not json").is_err());
     assert!(Authenticator::new(KeySet::default(), policy()).is_err());
+}
+
+#[test]
+fn cached_tokens_still_expire_and_tampering_still_fails() {
+    let auth = hs256_auth();
+    let token = mint("alice", None, T0_MS);
+    assert!(auth.verify_token(&token, T0_MS).is_ok());
+    assert!(auth.verify_token(&token, T0_MS + 1000).is_ok(), "cache hit");
+    assert_eq!(
+        auth.verify_token(&token, T0_MS + 3_600_000 + 31_000),
+        Err(AuthError::Expired)
+    );
+    // A hit needs the exact bytes: one changed signature character is a full (failing) check.
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'Q' } else { 'A' });
+    assert!(auth.verify_token(&forged, T0_MS + 2000).is_err());
 }

@@ -77,6 +77,7 @@ fn authenticator_for(group: &Value) -> Option<Authenticator> {
         audience: "wycheproof".into(),
         leeway_s: 30,
         max_token_bytes: 16 * 1024,
+        cache_size: 0,
     };
     Authenticator::new(keys, policy).ok()
 }

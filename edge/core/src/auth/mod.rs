@@ -6,6 +6,7 @@
 //! refused, which the Wycheproof conformance test relies on.
 
 pub mod b64url;
+pub mod cache;
 pub mod claims;
 pub mod keys;
 
@@ -16,6 +17,7 @@ use jwt_simple::prelude::{Duration, VerificationOptions};
 use serde::Deserialize;
 use thiserror::Error;
 
+use cache::{TokenCache, VerifiedToken};
 pub use claims::{EdgeClaims, Scope};
 pub use keys::{KeyError, KeySet, VerifyingKey};
 
@@ -128,6 +130,8 @@ pub struct TokenPolicy {
     pub audience: String,
     pub leeway_s: u64,
     pub max_token_bytes: usize,
+    /// Verified tokens kept per instance (0 turns the cache off).
+    pub cache_size: usize,
 }
 
 /// The JOSE header fields we accept. Header-carried keys and key URLs are refused outright:
@@ -165,9 +169,11 @@ struct JoseHeader {
 
 pub struct Authenticator {
     keys: KeySet,
+    algorithms: Vec<&'static str>,
     policy: TokenPolicy,
     issuers: HashSet<String>,
     audiences: HashSet<String>,
+    cache: TokenCache,
 }
 
 impl Authenticator {
@@ -176,15 +182,17 @@ impl Authenticator {
             return Err(KeyError::NoKeys);
         }
         Ok(Self {
+            algorithms: keys.algorithms(),
             keys,
             issuers: HashSet::from([policy.issuer.clone()]),
             audiences: HashSet::from([policy.audience.clone()]),
+            cache: TokenCache::new(policy.cache_size),
             policy,
         })
     }
 
-    pub fn algorithms(&self) -> Vec<&'static str> {
-        self.keys.algorithms()
+    pub fn algorithms(&self) -> &[&'static str] {
+        &self.algorithms
     }
 
     /// Authenticates an `Authorization` header value at `now_ms`.
@@ -201,8 +209,21 @@ impl Authenticator {
         self.verify_token(token.trim(), now_ms)
     }
 
-    /// Verifies a compact JWS carrying a JWT.
+    /// Verifies a compact JWS carrying a JWT, or finds it already verified.
     pub fn verify_token(&self, token: &str, now_ms: u64) -> Result<Principal, AuthError> {
+        let now_s = now_ms / 1000;
+        let leeway = self.policy.leeway_s;
+        if let Some(principal) = self.cache.get(token, now_s, leeway) {
+            return Ok(principal);
+        }
+        let verified = self.verify_uncached(token, now_ms)?;
+        let principal = verified.principal.clone();
+        self.cache.insert(token, verified, now_s, leeway);
+        Ok(principal)
+    }
+
+    /// Full verification: framing, header, key, signature, claims.
+    pub fn verify_uncached(&self, token: &str, now_ms: u64) -> Result<VerifiedToken, AuthError> {
         if token.len() > self.policy.max_token_bytes {
             return Err(AuthError::TooLong(self.policy.max_token_bytes));
         }
@@ -214,11 +235,13 @@ impl Authenticator {
         };
         let header_bytes = b64url::decode_strict(header_b64)
             .map_err(|_| AuthError::Malformed("header is not base64url"))?;
-        b64url::decode_strict(payload_b64)
-            .map_err(|_| AuthError::Malformed("payload is not base64url"))?;
-        let signature = b64url::decode_strict(signature_b64)
-            .map_err(|_| AuthError::Malformed("signature is not base64url"))?;
-        if signature.is_empty() {
+        if !b64url::is_canonical(payload_b64) {
+            return Err(AuthError::Malformed("payload is not base64url"));
+        }
+        if !b64url::is_canonical(signature_b64) {
+            return Err(AuthError::Malformed("signature is not base64url"));
+        }
+        if signature_b64.is_empty() {
             return Err(AuthError::Malformed("signature is empty"));
         }
         let header: JoseHeader = serde_json::from_slice(&header_bytes)
@@ -236,7 +259,7 @@ impl Authenticator {
         if header.crit.is_some_and(|c| !c.is_empty()) {
             return Err(AuthError::Malformed("unsupported critical header"));
         }
-        if !self.keys.algorithms().contains(&header.alg.as_str()) {
+        if !self.algorithms.contains(&header.alg.as_str()) {
             return Err(AuthError::UnsupportedAlgorithm(header.alg));
         }
         let key = self
@@ -253,9 +276,10 @@ impl Authenticator {
             ..VerificationOptions::default()
         };
         let claims = key.verify(token, options).map_err(classify)?;
-        if claims.expires_at.is_none() {
-            return Err(AuthError::MissingClaim("exp"));
-        }
+        let expires_at_s = claims
+            .expires_at
+            .ok_or(AuthError::MissingClaim("exp"))?
+            .as_secs();
         let user_id = claims.subject.ok_or(AuthError::MissingClaim("sub"))?;
         if !is_valid_user_id(&user_id) {
             return Err(AuthError::InvalidSubject);
@@ -265,7 +289,16 @@ impl Authenticator {
             .scope
             .as_ref()
             .is_some_and(|s| s.contains(ADMIN_SCOPE));
-        Ok(Principal { user_id, admin })
+        // iat in the future is refused like nbf (jwt-simple's rule), so both bound a hit.
+        let not_before_s = match (claims.invalid_before, claims.issued_at) {
+            (Some(nbf), Some(iat)) => Some(nbf.as_secs().max(iat.as_secs())),
+            (nbf, iat) => nbf.or(iat).map(|t| t.as_secs()),
+        };
+        Ok(VerifiedToken {
+            principal: Principal { user_id, admin },
+            expires_at_s,
+            not_before_s,
+        })
     }
 }
 

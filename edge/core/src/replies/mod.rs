@@ -18,25 +18,34 @@ pub struct Reply {
     pub context_used: bool,
 }
 
-/// Picks one of `candidates`, avoiding `previous`. `roll` is a random number.
-fn choose(candidates: &[String], previous: Option<&str>, roll: u64) -> String {
-    let n = candidates.len() as u64;
+/// Picks and renders one of `templates`, avoiding the text `previous`. `roll` is a random
+/// number. Renders at most two templates (the hot path never renders them all).
+fn choose(
+    templates: &[&str],
+    render: impl Fn(&str) -> String,
+    previous: Option<&str>,
+    roll: u64,
+) -> String {
+    let n = templates.len() as u64;
     if n == 0 {
         return String::new();
     }
     let first = (roll % n) as usize;
-    if n > 1 && previous == Some(candidates[first].as_str()) {
+    let text = render(templates[first]);
+    if n > 1 && previous == Some(text.as_str()) {
         // Any of the others, still at random.
         let step = 1 + ((roll / n) % (n - 1)) as usize;
-        return candidates[(first + step) % n as usize].clone();
+        return render(templates[(first + step) % n as usize]);
     }
-    candidates[first].clone()
+    text
 }
 
-fn fill(template: &str, slots: &[(&str, &str)]) -> String {
+fn fill(template: &str, slots: &[(&str, String)]) -> String {
     let mut out = template.to_owned();
     for (name, value) in slots {
-        out = out.replace(name, value);
+        if out.contains(name) {
+            out = out.replace(name, value);
+        }
     }
     out
 }
@@ -49,8 +58,8 @@ fn capitalise(text: &str) -> String {
     }
 }
 
-/// Renders every phrasing of a successful task.
-fn task_done(kind: TaskKind, slots: &TaskSlots) -> Vec<String> {
+/// Slot values of a successful task.
+fn task_done_slots(slots: &TaskSlots) -> Vec<(&'static str, String)> {
     let quoted = slots.title.as_ref().map(|t| format!("'{t}'"));
     let for_title = quoted
         .as_ref()
@@ -62,21 +71,22 @@ fn task_done(kind: TaskKind, slots: &TaskSlots) -> Vec<String> {
         .unwrap_or_default();
     let title_or_it = quoted.clone().unwrap_or_else(|| "it".to_owned());
     let title_or_it_cap = capitalise(&title_or_it);
-    let values = [
-        ("{for_title}", for_title.as_str()),
-        ("{about_title}", about_title.as_str()),
-        ("{title_or_it_cap}", title_or_it_cap.as_str()),
-        ("{title_or_it}", title_or_it.as_str()),
-        ("{when}", slots.when.as_str()),
-        ("{duration}", slots.duration.as_str()),
-    ];
-    phrasebook::task_done(kind)
-        .iter()
-        .map(|t| fill(t, &values))
-        .collect()
+    vec![
+        ("{for_title}", for_title),
+        ("{about_title}", about_title),
+        ("{title_or_it_cap}", title_or_it_cap),
+        ("{title_or_it}", title_or_it),
+        ("{when}", slots.when.clone()),
+        ("{duration}", slots.duration.clone()),
+    ]
 }
 
-fn task_failed(kind: TaskKind, slots: &TaskSlots, error: Option<&str>) -> Vec<String> {
+/// Slot values of a failed task.
+fn task_failed_slots(
+    kind: TaskKind,
+    slots: &TaskSlots,
+    error: Option<&str>,
+) -> Vec<(&'static str, String)> {
     let for_title = slots
         .title
         .as_ref()
@@ -97,15 +107,11 @@ fn task_failed(kind: TaskKind, slots: &TaskSlots, error: Option<&str>) -> Vec<St
             }
         })
         .unwrap_or_else(|| phrasebook::NO_REASON.to_owned());
-    let values = [
-        ("{noun}", kind.noun()),
-        ("{for_title}", for_title.as_str()),
-        ("{reason}", reason.as_str()),
-    ];
-    phrasebook::TASK_FAILED
-        .iter()
-        .map(|t| fill(t, &values))
-        .collect()
+    vec![
+        ("{noun}", kind.noun().to_owned()),
+        ("{for_title}", for_title),
+        ("{reason}", reason),
+    ]
 }
 
 /// The reply for a message with its optional context. `previous` is the user's last
@@ -122,25 +128,29 @@ pub fn minimal_reply(
             .and_then(TaskKind::from_intent)
             .unwrap_or(TaskKind::Other);
         let slots = TaskSlots::from_data(result.data.as_ref());
-        let candidates = if result.success {
-            task_done(kind, &slots)
+        let (templates, values) = if result.success {
+            (phrasebook::task_done(kind), task_done_slots(&slots))
         } else {
-            task_failed(kind, &slots, result.error.as_deref())
+            (
+                phrasebook::TASK_FAILED,
+                task_failed_slots(kind, &slots, result.error.as_deref()),
+            )
         };
         return Reply {
-            text: choose(&candidates, previous, roll),
+            text: choose(templates, |t| fill(t, &values), previous, roll),
             intent: intent.unwrap_or(kind.noun()).to_owned(),
             context_used: true,
         };
     }
     let from_context = intent.and_then(SmallTalk::from_intent);
     let family = from_context.unwrap_or_else(|| intent::classify(message));
-    let candidates: Vec<String> = phrasebook::small_talk(family)
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
     Reply {
-        text: choose(&candidates, previous, roll),
+        text: choose(
+            phrasebook::small_talk(family),
+            str::to_owned,
+            previous,
+            roll,
+        ),
         intent: family.name().to_owned(),
         context_used: from_context.is_some(),
     }
