@@ -80,129 +80,229 @@ const QUESTION_STARTS: &[&str] = &[
     "could", "do", "does", "did", "will", "would", "should", "tell", "explain", "define",
 ];
 
-/// Rules, most specific first.
-pub fn classify(message: &str) -> SmallTalk {
-    let w = words(message);
-    if w.is_empty() {
-        return SmallTalk::Unknown;
-    }
-    let first = w[0].as_str();
-    if any_phrase(
-        &w,
+/// Whether any word starts with one of `stems` ("thank" matches "thanks", "thankful").
+fn has_stem(words: &[String], stems: &[&str]) -> bool {
+    words.iter().any(|w| stems.iter().any(|s| w.starts_with(s)))
+}
+
+fn has_word(words: &[String], wanted: &[&str]) -> bool {
+    words.iter().any(|w| wanted.contains(&w.as_str()))
+}
+
+/// Words that point the message at the assistant itself.
+const YOU: &[&str] = &[
+    "you",
+    "you're",
+    "your",
+    "yourself",
+    "ai",
+    "u",
+    "ya",
+    "assistant",
+];
+
+fn asks_what_it_can_do(w: &[String]) -> bool {
+    let topic = has_stem(
+        w,
         &[
-            "what can you do",
-            "what can i ask",
-            "what do you do",
-            "what are you capable",
-            "what are your abilities",
-            "what are your features",
-            "what can you help",
-            "what are you able",
-            "what things can you",
-            "what kind of things can",
-            "what sort of things can",
-            "what questions can",
-            "what can i say",
+            "ask",
+            "question",
+            "quer",
+            "subject",
+            "topic",
+            "capab",
+            "skill",
+            "abilit",
+            "feature",
+            "knowledg",
+            "help",
+            "assist",
+            "accomplish",
+            "able",
+            "function",
         ],
-    ) {
-        return SmallTalk::WhatCanYouDo;
-    }
-    if any_phrase(
-        &w,
+    );
+    let wh = matches!(w[0].as_str(), "what" | "which" | "tell" | "what's")
+        || any_phrase(w, &["how can you help", "how can you assist"]);
+    (topic && wh && has_word(w, YOU))
+        || any_phrase(
+            w,
+            &[
+                "what can you do",
+                "what do you do",
+                "what can i say",
+                "what do you know",
+                "what things do you know",
+                "what subjects do you know",
+                "what do you have answers",
+            ],
+        )
+}
+
+fn asks_who_it_is(w: &[String]) -> bool {
+    let made = has_stem(
+        w,
+        &[
+            "made",
+            "creat",
+            "built",
+            "program",
+            "design",
+            "develop",
+            "invent",
+            "construct",
+            "coded",
+            "sponsor",
+            "responsible",
+            "form",
+            "fabricat",
+            "manufactur",
+            "engineer",
+            "craft",
+            "compil",
+            "originat",
+            "brand",
+            "organization",
+        ],
+    ) || any_phrase(
+        w,
+        &["makes you", "make you", "makes the ai", "gave you life"],
+    );
+    let maker = has_word(w, &["who", "whom", "company", "by", "brand"]);
+    let being = has_stem(w, &["bot", "robot", "human", "computer", "machine"])
+        || any_phrase(
+            w,
+            &[
+                "are you real",
+                "you real",
+                "real person",
+                "actual person",
+                "live person",
+                "are you a person",
+                "real about you",
+                "how real are you",
+            ],
+        );
+    let renaming = has_word(w, &["change", "set", "update", "my", "me", "rename"]);
+    let name = !renaming
+        && any_phrase(
+            w,
+            &[
+                "your name",
+                "you called",
+                "call you",
+                "refer to you",
+                "address you",
+                "ai's name",
+                "a name",
+                "name i should",
+                "name should i",
+                "name would you",
+            ],
+        );
+    let who = any_phrase(
+        w,
         &[
             "who are you",
             "what are you",
-            "your name",
-            "who made you",
-            "who created you",
-            "who built you",
-            "are you a robot",
-            "are you a bot",
-            "are you human",
-            "are you a human",
-            "are you real",
-            "are you an ai",
-            "are you a computer",
-            "what should i call you",
-            "what do i call you",
-            "what do you go by",
             "introduce yourself",
+            "tell me about yourself",
         ],
-    ) {
-        return SmallTalk::WhoAreYou;
-    }
-    if any_phrase(
-        &w,
+    );
+    // "who formed you", "who engineered you": short who-questions about the assistant.
+    let short_who = w[0] == "who" && w.len() <= 6 && has_word(w, YOU);
+    (made && (maker || short_who) && has_word(w, YOU))
+        || (being && has_word(w, YOU))
+        || name
+        || who
+        || short_who
+}
+
+fn asks_how_it_is(w: &[String]) -> bool {
+    any_phrase(
+        w,
         &[
             "how are you",
             "how are things",
+            "how goes it",
             "how's it going",
             "how is it going",
+            "how's everything",
+            "how is everything",
             "how do you do",
             "how have you been",
             "how you doing",
+            "how you been",
             "how's your day",
+            "how is your day",
+            "how's life",
             "what's up",
             "whats up",
+            "what's new",
+            "what's going on",
+            "what's happening",
+            "are you well",
+            "are you ok",
+            "are you okay",
+            "are you good",
+            "are you doing",
+            "is everything ok",
+            "is everything okay",
+            "tell me how you've been",
         ],
-    ) {
-        return SmallTalk::HowAreYou;
-    }
-    if any_phrase(
-        &w,
-        &[
-            "joke",
-            "jokes",
-            "make me laugh",
-            "something funny",
-            "funny story",
-        ],
-    ) {
-        return SmallTalk::Joke;
-    }
-    if any_phrase(
-        &w,
-        &[
-            "thank",
-            "thanks",
-            "thank you",
-            "thankyou",
-            "thx",
-            "appreciate",
-            "appreciated",
-            "cheers",
-            "grateful",
-        ],
-    ) {
-        return SmallTalk::Thanks;
-    }
-    if any_phrase(
-        &w,
-        &[
-            "bye",
-            "goodbye",
-            "bye bye",
-            "see you",
-            "see ya",
-            "good night",
-            "goodnight",
-            "talk later",
-            "talk to you later",
-            "catch you later",
-            "farewell",
-            "i'm leaving",
-            "i have to go",
-            "i gotta go",
-            "gotta go",
-            "later",
-            "adios",
-            "ciao",
-        ],
-    ) {
-        return SmallTalk::Goodbye;
-    }
-    if any_phrase(
-        &w,
+    )
+}
+
+fn says_goodbye(w: &[String]) -> bool {
+    let nice_talk = has_stem(
+        w,
+        &["nice", "pleasure", "glad", "fun", "enjoy", "good", "great"],
+    ) && has_stem(w, &["talk", "chat", "speak", "convers", "catch"]);
+    nice_talk
+        || (w.len() <= 3 && has_word(w, &["later"]))
+        || has_stem(w, &["bye", "goodbye", "buhbye", "farewell"])
+        || any_phrase(
+            w,
+            &[
+                "see you",
+                "see ya",
+                "good night",
+                "goodnight",
+                "catch you",
+                "talk later",
+                "talk to you later",
+                "peace out",
+                "have a good one",
+                "have a nice day",
+                "have a good day",
+                "that's all",
+                "i'm leaving",
+                "i am leaving",
+                "i have to go",
+                "i gotta go",
+                "gotta go",
+                "adios",
+                "ciao",
+                "take care",
+                "until next time",
+            ],
+        )
+}
+
+fn says_thanks(w: &[String]) -> bool {
+    has_stem(w, &["thank", "thx", "grateful", "gratitude"])
+        || (has_stem(w, &["appreciat"]) && !has_word(w, &["if"]))
+        || any_phrase(w, &["cheers", "great help", "big help", "much obliged"])
+}
+
+fn tells_joke(w: &[String]) -> bool {
+    has_stem(w, &["joke", "funny", "laugh", "hilarious", "pun"])
+        && !has_stem(w, &["remind", "note", "list"])
+}
+
+fn compliments(w: &[String]) -> bool {
+    any_phrase(
+        w,
         &[
             "you're great",
             "you are great",
@@ -216,6 +316,8 @@ pub fn classify(message: &str) -> SmallTalk {
             "you are smart",
             "you're helpful",
             "you are helpful",
+            "you're so",
+            "you are so",
             "good job",
             "well done",
             "nice job",
@@ -223,11 +325,12 @@ pub fn classify(message: &str) -> SmallTalk {
             "love you",
             "you rock",
         ],
-    ) {
-        return SmallTalk::Compliment;
-    }
-    if any_phrase(
-        &w,
+    )
+}
+
+fn asks_for_help(w: &[String]) -> bool {
+    any_phrase(
+        w,
         &[
             "help",
             "help me",
@@ -237,33 +340,80 @@ pub fn classify(message: &str) -> SmallTalk {
             "i am stuck",
             "i need assistance",
         ],
-    ) {
-        return SmallTalk::Help;
-    }
-    if any_phrase(
-        &w,
+    )
+}
+
+fn greets(w: &[String]) -> bool {
+    w.len() <= 6
+        && any_phrase(
+            w,
+            &[
+                "hi",
+                "hello",
+                "hey",
+                "hiya",
+                "howdy",
+                "greetings",
+                "good morning",
+                "good afternoon",
+                "good evening",
+                "good day",
+                "yo",
+                "hola",
+                "sup",
+            ],
+        )
+}
+
+/// Words of a task or a lookup: a message with one is not small talk even if it also
+/// says thanks or hello ("remind me later", "how do you say goodbye in Spanish").
+fn is_task_or_lookup(w: &[String]) -> bool {
+    has_stem(
+        w,
         &[
-            "hi",
-            "hello",
-            "hey",
-            "hiya",
-            "howdy",
-            "greetings",
-            "good morning",
-            "good afternoon",
-            "good evening",
-            "yo",
-            "hola",
-            "sup",
+            "remind", "translat", "reserv", "account", "card", "flight", "balance", "order",
+            "book", "luggage", "recipe", "calendar", "alarm", "timer", "list", "spell", "spanish",
+            "french", "english", "italian", "japanese", "russian", "german", "chinese", "latin",
         ],
-    ) && w.len() <= 6
-    {
-        return SmallTalk::Greeting;
+    ) || has_word(w, &["say", "401k", "oil", "transfer"])
+}
+
+/// Rules, most specific first.
+pub fn classify(message: &str) -> SmallTalk {
+    let w = words(message);
+    if w.is_empty() {
+        return SmallTalk::Unknown;
     }
-    if message.trim_end().ends_with('?') || QUESTION_STARTS.contains(&first) {
-        return SmallTalk::GeneralQuestion;
+    if is_task_or_lookup(&w) {
+        return if message.trim_end().ends_with('?') || QUESTION_STARTS.contains(&w[0].as_str()) {
+            SmallTalk::GeneralQuestion
+        } else {
+            SmallTalk::Unknown
+        };
     }
-    SmallTalk::Unknown
+    if asks_what_it_can_do(&w) {
+        SmallTalk::WhatCanYouDo
+    } else if asks_who_it_is(&w) {
+        SmallTalk::WhoAreYou
+    } else if asks_how_it_is(&w) {
+        SmallTalk::HowAreYou
+    } else if tells_joke(&w) {
+        SmallTalk::Joke
+    } else if says_thanks(&w) {
+        SmallTalk::Thanks
+    } else if says_goodbye(&w) {
+        SmallTalk::Goodbye
+    } else if compliments(&w) {
+        SmallTalk::Compliment
+    } else if asks_for_help(&w) {
+        SmallTalk::Help
+    } else if greets(&w) {
+        SmallTalk::Greeting
+    } else if message.trim_end().ends_with('?') || QUESTION_STARTS.contains(&w[0].as_str()) {
+        SmallTalk::GeneralQuestion
+    } else {
+        SmallTalk::Unknown
+    }
 }
 
 #[cfg(test)]
