@@ -126,9 +126,53 @@ fn test() -> Result<(), String> {
             data.display()
         ));
     }
-    run(cargo()
-        .args(["test", "--workspace", "--no-fail-fast"])
-        .env("EINDR_TEST_DATA", &data))
+    run_tests(
+        cargo()
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .env("EINDR_TEST_DATA", &data),
+    )
+}
+
+/// Runs a test command, passing its output through, and closes with one summary line over
+/// all its test binaries (cargo prints one `test result:` line per binary).
+fn run_tests(cmd: &mut Command) -> Result<(), String> {
+    use std::io::{BufRead, BufReader};
+    println!("xtask: {cmd:?}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |label: &str| {
+                    rest.split(';')
+                        .find_map(|part| part.trim().strip_suffix(label))
+                        .and_then(|n| {
+                            n.trim()
+                                .trim_start_matches("ok.")
+                                .trim_start_matches("FAILED.")
+                                .trim()
+                                .parse::<u64>()
+                                .ok()
+                        })
+                        .unwrap_or(0)
+                };
+                passed += count(" passed");
+                failed += count(" failed");
+                ignored += count(" ignored");
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    println!("summary: {passed} passed, {failed} failed, {ignored} skipped");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("tests failed ({status})"))
+    }
 }
 
 /// The core may depend on no platform crate, on any target.
