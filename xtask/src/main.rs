@@ -23,9 +23,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("dev") => dev(&args[1..]),
         Some("test") => test(),
+        Some("build-worker") => build_worker(),
         Some("bench") => bench(),
         _ => {
-            eprintln!("usage: cargo xtask <dev [edge-dev args] | test | bench>");
+            eprintln!("usage: cargo xtask <dev [edge-dev args] | test | bench | build-worker>");
             return ExitCode::from(2);
         }
     };
@@ -119,6 +120,7 @@ fn test() -> Result<(), String> {
         run(cargo().args(["check", "-p", "edge-core", "--target", target]))?;
     }
     check_core_is_platform_free()?;
+    build_worker()?;
     let data = test_data_dir();
     if !data.is_dir() {
         return Err(format!(
@@ -199,6 +201,85 @@ fn check_core_is_platform_free() -> Result<(), String> {
         }
     }
     println!("xtask: edge-core is free of platform crates");
+    Ok(())
+}
+
+/// Versions of the Cloudflare build tools; wasm-bindgen-cli must equal the `wasm-bindgen`
+/// pinned in edge/cloudflare/Cargo.toml.
+const WASM_BINDGEN_VERSION: &str = "0.2.130";
+const WORKER_BUILD_VERSION: &str = "0.8.7";
+
+fn cargo_bin(name: &str) -> PathBuf {
+    let home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"));
+    home.join("bin").join(name)
+}
+
+/// `cargo install` a tool unless that exact version is already there.
+fn ensure_cargo_tool(krate: &str, bin: &str, version: &str) -> Result<(), String> {
+    let installed = Command::new(cargo_bin(bin))
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if installed.split_whitespace().any(|w| w == version) {
+        return Ok(());
+    }
+    // No --locked: wasm-bindgen-cli's lock file pins a crate the registry no longer serves.
+    run(cargo().args(["install", krate, "--version", version]))
+}
+
+/// `npm ci` when node_modules does not match package-lock.json.
+fn ensure_npm_tools() -> Result<(), String> {
+    let root = root();
+    let lock = root.join("package-lock.json");
+    let installed = root.join("node_modules/.package-lock.json");
+    let fresh = match (std::fs::read(&lock), std::fs::read(&installed)) {
+        (Ok(_), Ok(_)) => {
+            let want = std::fs::metadata(&lock).and_then(|m| m.modified()).ok();
+            let have = std::fs::metadata(&installed)
+                .and_then(|m| m.modified())
+                .ok();
+            want.is_some() && have >= want
+        }
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    run(Command::new("npm")
+        .current_dir(&root)
+        .args(["ci", "--no-audit", "--no-fund"]))
+}
+
+/// Builds the Cloudflare worker with worker-build, taking wasm-bindgen, wasm-opt and esbuild
+/// from registries (crates.io, npm) instead of its GitHub downloads; prints its size.
+fn build_worker() -> Result<(), String> {
+    ensure_wasm_targets()?;
+    ensure_cargo_tool("wasm-bindgen-cli", "wasm-bindgen", WASM_BINDGEN_VERSION)?;
+    ensure_cargo_tool("worker-build", "worker-build", WORKER_BUILD_VERSION)?;
+    ensure_npm_tools()?;
+    let root = root();
+    let bin = root.join("node_modules/.bin");
+    run(Command::new(cargo_bin("worker-build"))
+        .current_dir(root.join("edge/cloudflare"))
+        .arg("--release")
+        .env("WASM_BINDGEN_BIN", cargo_bin("wasm-bindgen"))
+        .env("WASM_OPT_BIN", bin.join("wasm-opt"))
+        .env("ESBUILD_BIN", bin.join("esbuild")))?;
+    let wasm = root.join("edge/cloudflare/build/index_bg.wasm");
+    let bytes = std::fs::read(&wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
+    let gzip = output(
+        Command::new("sh").args(["-c", &format!("gzip -9 -c '{}' | wc -c", wasm.display())]),
+    )?;
+    println!(
+        "worker size: {} bytes raw, {} bytes gzip (Free plan limit 3 MB gzip, target 1 MB)",
+        bytes.len(),
+        gzip.trim()
+    );
     Ok(())
 }
 

@@ -515,7 +515,7 @@ impl EdgeApp {
                 "history": {
                     "encrypted": self.history.is_sealed(),
                     "max_turns": c.history.max_turns,
-                    "retention_days": c.history.retention_ms / 86_400_000,
+                    "retention_days": c.history.retention_ms as f64 / 86_400_000.0,
                 },
                 "rate_limit": {"per_minute": c.rate_limit.per_minute, "burst": c.rate_limit.burst},
                 "auth": {"algorithms": self.auth.algorithms()},

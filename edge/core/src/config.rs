@@ -233,12 +233,14 @@ impl EdgeConfig {
                     |x| (2..=10_000).contains(x),
                     "2..=10000",
                 )?,
-                retention_ms: v.parse::<u64>(
+                // Fractional days are allowed (short retention for tests and trials).
+                retention_ms: (v.parse::<f64>(
                     "HISTORY_RETENTION_DAYS",
-                    30,
-                    |x| (1..=3650).contains(x),
-                    "1..=3650 days",
-                )? * 86_400_000,
+                    30.0,
+                    |x| *x > 0.0 && *x <= 3650.0,
+                    "days in (0, 3650]",
+                )? * 86_400_000.0)
+                    .max(1.0) as u64,
             },
             history_encryption_key: v.raw("HISTORY_ENCRYPTION_KEY"),
             limits: RequestLimits {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod history;
 pub mod http;
 pub mod memory;
+pub mod placement;
 pub mod platform;
 pub mod rate_limit;
 pub mod replies;

@@ -1,0 +1,97 @@
+//! `ConversationObject`: one Durable Object per place (`user:<id>` or `addr:<ip>`), holding
+//! that place's history and rate-limit state and running the core for requests placed here.
+
+use std::cell::OnceCell;
+
+use edge_core::{EdgeApp, EdgeConfig, Services};
+use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
+
+use crate::platform::{WorkerClock, WorkerRandom, to_core_request, to_worker_response};
+use crate::store::{ObjectStore, StoreOp, serve};
+use crate::{CLIENT_ADDR_HEADER, FORWARD_PREFIX, PLACE_HEADER, STORE_PATH, logging};
+
+#[durable_object]
+pub struct ConversationObject {
+    state: State,
+    env: Env,
+    /// Built on first use: configuration errors become 500 answers, not a crashed object.
+    app: OnceCell<std::result::Result<EdgeApp, String>>,
+}
+
+/// Reads a variable from `[vars]` or a secret (`.dev.vars` locally, `wrangler secret` in
+/// production).
+fn lookup(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .map(|v| v.to_string())
+        .or_else(|_| env.secret(name).map(|s| s.to_string()))
+        .ok()
+}
+
+impl ConversationObject {
+    fn app(&self) -> &std::result::Result<EdgeApp, String> {
+        self.app.get_or_init(|| {
+            EdgeConfig::from_lookup(|name| lookup(&self.env, name))
+                .and_then(EdgeApp::new)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+fn config_error(message: &str) -> Result<Response> {
+    tracing::error!(error = message, "configuration error");
+    let body = serde_json::json!({
+        "success": false,
+        "error": {"message": format!("edge configuration error: {message}"),
+                  "type": "server_error", "code": "configuration_error"}
+    });
+    Ok(Response::from_json(&body)?.with_status(500))
+}
+
+impl DurableObject for ConversationObject {
+    fn new(state: State, env: Env) -> Self {
+        logging::init();
+        Self {
+            state,
+            env,
+            app: OnceCell::new(),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let place = req.headers().get(PLACE_HEADER)?.unwrap_or_default();
+        let path = req.path();
+        let storage = self.state.storage();
+        if path == STORE_PATH {
+            let op: StoreOp = req.json().await?;
+            return match serve(&storage, op).await {
+                Ok(reply) => Response::from_json(&reply),
+                Err(e) => Response::error(e.to_string(), 503),
+            };
+        }
+        if !path.starts_with(FORWARD_PREFIX) {
+            return Response::error("not found", 404);
+        }
+        let client_addr = req.headers().get(CLIENT_ADDR_HEADER)?;
+        let (mut core_request, _) = to_core_request(req, client_addr).await?;
+        core_request.path = core_request
+            .path
+            .strip_prefix(FORWARD_PREFIX)
+            .unwrap_or(&core_request.path)
+            .to_owned();
+        let app = match self.app() {
+            Ok(app) => app,
+            Err(message) => return config_error(message),
+        };
+        let store = ObjectStore {
+            storage: &storage,
+            env: &self.env,
+            place: &place,
+        };
+        let services = Services {
+            store: &store,
+            clock: &WorkerClock,
+            random: &WorkerRandom,
+        };
+        to_worker_response(app.handle(&core_request, &services).await)
+    }
+}

@@ -1,0 +1,35 @@
+//! End-to-end harness: real runtimes started on 127.0.0.1, real HTTP, real signed JWTs.
+//! The checks in `suite` take any `Runtime`, so every deployment runs the same ones.
+
+// Test support: a failure here is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod client;
+pub mod suite;
+pub mod workerd;
+
+/// A running deployment of the edge.
+pub trait Runtime: Send + Sync {
+    fn base_url(&self) -> String;
+    /// Stops and starts the runtime again on the same persisted state.
+    fn restart(&mut self);
+    /// The HS256 secret the runtime verifies tokens with.
+    fn secret(&self) -> &str;
+}
+
+/// The repository root (this crate lives in `tests/`).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

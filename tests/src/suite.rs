@@ -1,0 +1,303 @@
+//! The checks every deployment must pass, written against a base URL.
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use serde_json::json;
+
+use crate::Runtime;
+use crate::client::Client;
+
+fn client(rt: &dyn Runtime) -> Client {
+    Client::new(&rt.base_url(), rt.secret())
+}
+
+/// Every endpoint answers with its documented shape.
+pub fn endpoints(rt: &dyn Runtime) {
+    eprintln!("suite: endpoints");
+    let c = client(rt);
+    let health = c.send("GET", "/health", None, None, None);
+    assert_eq!(health.status, 200);
+    assert_eq!(health.body["status"], "ok");
+
+    let user = "e2e-alice";
+    let t = c.token(user);
+    let r = c.respond(
+        user,
+        json!({"message": "remind me about the meeting",
+               "context": {"intent": "create_reminder",
+                           "processing_result": {"success": true, "data": {"title": "meeting", "time": "14:00"}}}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["success"], true);
+    assert_eq!(r.body["context_used"], true);
+    assert_eq!(r.body["fallback_used"], false);
+    let text = r.body["response"].as_str().unwrap();
+    assert!(
+        text.contains("'meeting'") && text.contains("2 PM"),
+        "{text}"
+    );
+    assert_eq!(r.body["model_info"]["inference_engine"], "minimal");
+    assert!(r.header("ratelimit-limit").is_some());
+    assert!(r.header("ratelimit-remaining").is_some());
+    assert!(r.header("ratelimit-reset").is_some());
+    assert!(r.header("x-request-id").is_some());
+
+    let r = c.respond(user, json!({"message": "hello", "mode": "full"}));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["fallback_used"], true);
+
+    let h = c.get(&format!("/api/chat/history/{user}"), &t);
+    assert_eq!(h.status, 200);
+    assert_eq!(h.body["count"], 4);
+    assert_eq!(h.body["messages"][0]["role"], "user");
+    assert_eq!(h.body["messages"][0]["intent"], "create_reminder");
+    assert!(
+        h.body["messages"][0]["timestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let h = c.get(&format!("/api/chat/history/{user}?limit=1"), &t);
+    assert_eq!(h.body["count"], 1);
+    assert_eq!(h.body["messages"][0]["role"], "assistant");
+
+    let s = c.get(&format!("/api/chat/summary/{user}"), &t);
+    assert_eq!(s.status, 200);
+    assert_eq!(s.body["message_count"], 4);
+    assert_eq!(s.body["last_user_message"], "hello");
+
+    let m = c.get("/api/chat/model-info", &t);
+    assert_eq!(m.status, 200);
+    assert_eq!(m.body["model_name"], "bigscience/bloom-560m");
+    assert!(m.body["generation"]["temperature"].is_number());
+    let ch = c.get("/api/chat/health", &t);
+    assert_eq!(ch.status, 200);
+    assert_eq!(ch.body["status"], "healthy");
+
+    let d = c.delete(&format!("/api/chat/history/{user}"), &t);
+    assert_eq!(d.status, 200);
+    assert_eq!(d.body["deleted"], 4);
+    assert_eq!(
+        c.get(&format!("/api/chat/history/{user}"), &t).body["count"],
+        0
+    );
+}
+
+/// The documented error statuses, each with the JSON error shape.
+pub fn errors(rt: &dyn Runtime) {
+    eprintln!("suite: errors");
+    let c = client(rt);
+    let t = c.token("e2e-errors");
+    let json_ct = Some("application/json");
+    let cases: Vec<(crate::client::Answer, u16, &str)> = vec![
+        (
+            c.send("GET", "/api/chat/model-info", None, None, None),
+            401,
+            "missing_token",
+        ),
+        (
+            c.send("GET", "/api/chat/model-info", Some("x.y.z"), None, None),
+            401,
+            "malformed_token",
+        ),
+        (
+            c.send("GET", "/nope", Some(&t), None, None),
+            404,
+            "route_not_found",
+        ),
+        (
+            c.send("GET", "/api/chat/respond", Some(&t), None, None),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            c.send(
+                "POST",
+                "/api/chat/respond",
+                Some(&t),
+                Some("text/plain"),
+                Some(b"{}".to_vec()),
+            ),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            c.send(
+                "POST",
+                "/api/chat/respond",
+                Some(&t),
+                json_ct,
+                Some(vec![b' '; 20_000]),
+            ),
+            413,
+            "payload_too_large",
+        ),
+        (
+            c.send(
+                "POST",
+                "/api/chat/respond",
+                Some(&t),
+                json_ct,
+                Some(b"{oops".to_vec()),
+            ),
+            400,
+            "invalid_json",
+        ),
+        (
+            c.send(
+                "POST",
+                "/api/chat/respond",
+                Some(&t),
+                json_ct,
+                Some(b"{\"message\":1}".to_vec()),
+            ),
+            422,
+            "invalid_request",
+        ),
+        (
+            c.send(
+                "POST",
+                "/api/chat/respond",
+                Some(&t),
+                json_ct,
+                Some(b"{\"message\":\"  \"}".to_vec()),
+            ),
+            422,
+            "empty_message",
+        ),
+        (
+            c.send(
+                "GET",
+                "/api/chat/history/e2e-errors?limit=0",
+                Some(&t),
+                None,
+                None,
+            ),
+            422,
+            "invalid_limit",
+        ),
+    ];
+    for (answer, status, code) in cases {
+        assert_eq!(answer.status, status, "{code}: {}", answer.body);
+        assert_eq!(answer.code(), code, "{}", answer.body);
+        assert_eq!(answer.body["success"], false);
+        assert!(answer.body["error"]["message"].is_string());
+        assert!(answer.body["error"]["type"].is_string());
+    }
+    let a = c.send("GET", "/api/chat/respond", Some(&t), None, None);
+    assert_eq!(a.header("allow"), Some("POST"));
+}
+
+/// User A can't read or delete B's history; an admin can.
+pub fn authorization(rt: &dyn Runtime) {
+    eprintln!("suite: authorization");
+    let c = client(rt);
+    assert_eq!(c.respond("e2e-owner", json!({"message": "hi"})).status, 200);
+    let intruder = c.token("e2e-intruder");
+    for path in ["/api/chat/history/e2e-owner", "/api/chat/summary/e2e-owner"] {
+        let a = c.get(path, &intruder);
+        assert_eq!(a.status, 403, "{path}");
+        assert_eq!(a.code(), "forbidden");
+    }
+    assert_eq!(
+        c.delete("/api/chat/history/e2e-owner", &intruder).status,
+        403
+    );
+    let admin = c.admin_token("e2e-admin");
+    let a = c.get("/api/chat/history/e2e-owner", &admin);
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["count"], 2);
+    let d = c.delete("/api/chat/history/e2e-owner", &admin);
+    assert_eq!(d.body["deleted"], 2);
+    let owner = c.token("e2e-owner");
+    assert_eq!(
+        c.get("/api/chat/history/e2e-owner", &owner).body["count"],
+        0
+    );
+}
+
+/// History written before a restart of the runtime is there after it.
+pub fn persistence(rt: &mut dyn Runtime) {
+    eprintln!("suite: persistence");
+    let user = "e2e-persist";
+    {
+        let c = client(rt);
+        for m in ["one", "two"] {
+            assert_eq!(c.respond(user, json!({"message": m})).status, 200);
+        }
+    }
+    rt.restart();
+    let c = client(rt);
+    let h = c.get(&format!("/api/chat/history/{user}"), &c.token(user));
+    assert_eq!(h.status, 200);
+    assert_eq!(h.body["count"], 4);
+    assert_eq!(h.body["messages"][2]["content"], "two");
+}
+
+/// Turns older than the retention period are gone (runtime configured with a short one).
+pub fn retention(rt: &dyn Runtime, retention: std::time::Duration) {
+    eprintln!("suite: retention");
+    let c = client(rt);
+    let user = "e2e-retention";
+    assert_eq!(
+        c.respond(user, json!({"message": "soon forgotten"})).status,
+        200
+    );
+    let t = c.token(user);
+    assert_eq!(
+        c.get(&format!("/api/chat/history/{user}"), &t).body["count"],
+        2
+    );
+    thread::sleep(retention + std::time::Duration::from_millis(500));
+    assert_eq!(
+        c.get(&format!("/api/chat/history/{user}"), &t).body["count"],
+        0
+    );
+}
+
+/// `n` requests of one user at once; returns how many were admitted. With no refill during
+/// the burst, exactly `burst` must be.
+pub fn concurrent_admissions(rt: &dyn Runtime, user: &str, n: usize) -> usize {
+    eprintln!("suite: concurrent_admissions");
+    let c = client(rt);
+    let token = c.token(user);
+    let barrier = Arc::new(Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (c, token, barrier) = (c.clone(), token.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                c.get("/api/chat/model-info", &token).status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    statuses.iter().filter(|s| **s == 200).count()
+}
+
+/// `n` concurrent respond calls of one user: every turn is stored, none lost.
+pub fn concurrent_turns(rt: &dyn Runtime, user: &str, n: usize) {
+    eprintln!("suite: concurrent_turns");
+    let c = client(rt);
+    let barrier = Arc::new(Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (c, barrier, user) = (c.clone(), barrier.clone(), user.to_owned());
+            thread::spawn(move || {
+                barrier.wait();
+                c.respond(&user, json!({"message": format!("message {i}")}))
+                    .status
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 200);
+    }
+    let h = c.get(&format!("/api/chat/history/{user}"), &c.token(user));
+    assert_eq!(h.body["count"], 2 * n, "{}", h.body);
+}

@@ -1,0 +1,181 @@
+//! The worker on Cloudflare's own runtime: `wrangler dev` (workerd) on 127.0.0.1 with local,
+//! persisted Durable Object state. The worker must be built (`cargo xtask build-worker`).
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{Runtime, free_port, repo_root};
+
+pub struct Workerd {
+    vars: Vec<(String, String)>,
+    state_dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    secret: String,
+}
+
+impl Workerd {
+    /// Starts `wrangler dev` with `vars` on a fresh state folder.
+    pub fn start(name: &str, vars: &[(&str, &str)]) -> Self {
+        let root = repo_root();
+        assert!(
+            root.join("edge/cloudflare/build/index.js").is_file(),
+            "the worker is not built: run `cargo xtask build-worker` (cargo xtask test does)"
+        );
+        let secret = format!("e2e-secret-{name}-0123456789abcdef0123456789");
+        let mut all: Vec<(String, String)> = vec![
+            ("JWT_HS256_SECRET".into(), secret.clone()),
+            ("JWT_ISSUER".into(), crate::client::ISSUER.into()),
+            ("JWT_AUDIENCE".into(), crate::client::AUDIENCE.into()),
+        ];
+        all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let state_dir = root
+            .join("target/e2e-state")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        std::fs::create_dir_all(&state_dir).unwrap();
+        let mut runtime = Self {
+            vars: all,
+            state_dir,
+            port: free_port(),
+            child: None,
+            secret,
+        };
+        runtime.launch();
+        runtime
+    }
+
+    fn launch(&mut self) {
+        let root = repo_root();
+        let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
+        cmd.current_dir(&root)
+            .args(["dev", "--ip", "127.0.0.1", "--port"])
+            .arg(self.port.to_string())
+            .arg("--inspector-port")
+            .arg(free_port().to_string())
+            .arg("--persist-to")
+            .arg(&self.state_dir)
+            .args([
+                "--log-level",
+                "warn",
+                "--show-interactive-dev-session=false",
+            ])
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("E2E_RUNTIME_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .process_group(0);
+        for (k, v) in &self.vars {
+            cmd.arg("--var").arg(format!("{k}:{v}"));
+        }
+        self.child = Some(cmd.spawn().expect("start wrangler dev"));
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let url = format!("{}/health", self.base_url());
+        let probe: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(3)))
+            .build()
+            .into();
+        loop {
+            if let Ok(r) = probe.get(&url).call()
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wrangler dev did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // wrangler's workerd children may leave its process group; a survivor would keep
+            // the persisted state locked, so end every descendant.
+            let mut pids = descendants(child.id());
+            pids.push(child.id());
+            for pid in &pids {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            let _ = Command::new("kill")
+                .args(["-TERM", &format!("-{}", child.id())])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            for pid in &pids {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Runtime for Workerd {
+    fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.port = free_port();
+        self.launch();
+    }
+
+    fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
+impl Drop for Workerd {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+/// Every process below `root`, from `ps`.
+fn descendants(root: u32) -> Vec<u32> {
+    let table = Command::new("ps")
+        .args(["-e", "-o", "pid=,ppid="])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let pairs: Vec<(u32, u32)> = table
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace().map(|n| n.parse::<u32>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            pairs
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
