@@ -21,12 +21,15 @@ const PLATFORM_CRATES: [&str; 6] = [
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("dev") => dev(&args[1..]),
+        Some("dev") => dev(),
+        Some("dev-native") => dev_native(&args[1..]),
         Some("test") => test(),
         Some("build-worker") => build_worker(),
         Some("bench") => bench(),
         _ => {
-            eprintln!("usage: cargo xtask <dev [edge-dev args] | test | bench | build-worker>");
+            eprintln!(
+                "usage: cargo xtask <dev | dev-native [edge-dev args] | test | bench | build-worker>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -91,7 +94,61 @@ fn test_data_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("../shared/data"))
 }
 
-fn dev(extra: &[String]) -> Result<(), String> {
+/// The main local run: the worker on workerd (`wrangler dev`) on 127.0.0.1 with local,
+/// persisted state, a development secret in `.dev.vars`, and a ready-to-paste curl.
+fn dev() -> Result<(), String> {
+    build_worker()?;
+    let root = root();
+    let dev_vars = root.join(".dev.vars");
+    let secret = match std::fs::read_to_string(&dev_vars) {
+        Ok(text) => text
+            .lines()
+            .find_map(|l| l.strip_prefix("JWT_HS256_SECRET="))
+            .map(|v| v.trim_matches('"').to_owned())
+            .ok_or(".dev.vars has no JWT_HS256_SECRET")?,
+        Err(_) => {
+            let mut raw = [0u8; 32];
+            use std::io::Read;
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut raw))
+                .map_err(|e| format!("/dev/urandom: {e}"))?;
+            let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            std::fs::write(&dev_vars, format!("JWT_HS256_SECRET=\"{secret}\"\n"))
+                .map_err(|e| e.to_string())?;
+            secret
+        }
+    };
+    let token = output(
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "-p",
+                "edge-dev",
+                "--",
+                "--mint-token",
+                "dev-user",
+            ])
+            .env("JWT_HS256_SECRET", &secret),
+    )?;
+    println!(
+        "\ndevelopment token for `dev-user` (12 h):\n  curl -s http://127.0.0.1:8787/api/chat/respond \\\n    -H 'authorization: Bearer {}' -H 'content-type: application/json' \\\n    -d '{{\"message\":\"Remind me\",\"context\":{{\"intent\":\"create_reminder\",\"processing_result\":{{\"success\":true,\"data\":{{\"title\":\"meeting\",\"time\":\"14:00\"}}}}}}}}'\n",
+        token.trim()
+    );
+    run(Command::new(root.join("node_modules/.bin/wrangler"))
+        .current_dir(&root)
+        .args([
+            "dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            "8787",
+            "--persist-to",
+            ".wrangler/state",
+        ]))
+}
+
+fn dev_native(extra: &[String]) -> Result<(), String> {
     run(cargo()
         .args([
             "run",

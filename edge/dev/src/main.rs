@@ -25,6 +25,10 @@ struct Args {
     /// Fill missing auth settings with development defaults and print a signed dev token.
     #[arg(long)]
     dev: bool,
+    /// Print a 12-hour development token for this user (signed with JWT_HS256_SECRET,
+    /// issuer eindr-dev, audience eindr-chat) and exit.
+    #[arg(long, value_name = "USER")]
+    mint_token: Option<String>,
 }
 
 const DEV_ISSUER: &str = "eindr-dev";
@@ -59,6 +63,19 @@ fn main() {
         )
         .with_target(true)
         .init();
+    if let Some(user) = &args.mint_token {
+        match std::env::var("JWT_HS256_SECRET")
+            .map_err(|e| e.to_string())
+            .and_then(|s| dev_token(&s, user))
+        {
+            Ok(token) => println!("{token}"),
+            Err(message) => {
+                eprintln!("edge-dev: JWT_HS256_SECRET: {message}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     if let Err(message) = run(&args) {
         eprintln!("edge-dev: {message}");
         std::process::exit(1);
@@ -108,7 +125,7 @@ fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-fn print_dev_curl(addr: &str, secret: &str) -> Result<(), String> {
+fn dev_token(secret: &str, user: &str) -> Result<String, String> {
     let claims = Claims::with_custom_claims(
         EdgeClaims {
             scope: Some(Scope::Text("chat".into())),
@@ -117,10 +134,14 @@ fn print_dev_curl(addr: &str, secret: &str) -> Result<(), String> {
     )
     .with_issuer(DEV_ISSUER)
     .with_audience(DEV_AUDIENCE)
-    .with_subject("dev-user");
-    let token = HS256Key::from_bytes(secret.as_bytes())
+    .with_subject(user);
+    HS256Key::from_bytes(secret.as_bytes())
         .authenticate(claims)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+fn print_dev_curl(addr: &str, secret: &str) -> Result<(), String> {
+    let token = dev_token(secret, "dev-user")?;
     println!("development token for user `dev-user` (valid 12 h, signed with this run's secret):");
     println!(
         "  curl -s http://{addr}/api/chat/respond -H 'authorization: Bearer {token}' \\\n    -H 'content-type: application/json' \\\n    -d '{{\"message\":\"Remind me\",\"context\":{{\"intent\":\"create_reminder\",\"processing_result\":{{\"success\":true,\"data\":{{\"title\":\"meeting\",\"time\":\"14:00\"}}}}}}}}'"
