@@ -1,5 +1,8 @@
-//! The worker on Cloudflare's own runtime: `wrangler dev` (workerd) on 127.0.0.1 with local,
-//! persisted Durable Object state. The worker must be built (`cargo xtask build-worker`).
+//! The worker on Cloudflare's own runtime, workerd, on 127.0.0.1 with local, persisted Durable
+//! Object state: through `wrangler dev` (what operators run; wrangler.toml is read) or through
+//! Miniflare's API (`tests/workerd/serve.mjs`: one workerd process, no wrangler proxy in front,
+//! which the load benchmark uses so it measures the worker rather than the dev proxy).
+//! The worker must be built (`cargo xtask build-worker`).
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -8,7 +11,15 @@ use std::time::{Duration, Instant};
 
 use crate::{Runtime, free_port, repo_root};
 
+/// How workerd is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launcher {
+    WranglerDev,
+    Miniflare,
+}
+
 pub struct Workerd {
+    launcher: Launcher,
     vars: Vec<(String, String)>,
     state_dir: PathBuf,
     port: u16,
@@ -19,6 +30,10 @@ pub struct Workerd {
 impl Workerd {
     /// Starts `wrangler dev` with `vars` on a fresh state folder.
     pub fn start(name: &str, vars: &[(&str, &str)]) -> Self {
+        Self::start_with(Launcher::WranglerDev, name, vars)
+    }
+
+    pub fn start_with(launcher: Launcher, name: &str, vars: &[(&str, &str)]) -> Self {
         let root = repo_root();
         assert!(
             root.join("edge/cloudflare/build/index.js").is_file(),
@@ -37,6 +52,7 @@ impl Workerd {
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir).unwrap();
         let mut runtime = Self {
+            launcher,
             vars: all,
             state_dir,
             port: free_port(),
@@ -47,21 +63,39 @@ impl Workerd {
         runtime
     }
 
-    fn launch(&mut self) {
+    fn command(&self) -> Command {
         let root = repo_root();
-        let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
+        let mut cmd = match self.launcher {
+            Launcher::WranglerDev => {
+                let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
+                cmd.args(["dev", "--ip", "127.0.0.1", "--port"])
+                    .arg(self.port.to_string())
+                    .arg("--inspector-port")
+                    .arg(free_port().to_string())
+                    .arg("--persist-to")
+                    .arg(&self.state_dir)
+                    .args([
+                        "--log-level",
+                        "warn",
+                        "--show-interactive-dev-session=false",
+                    ]);
+                for (k, v) in &self.vars {
+                    cmd.arg("--var").arg(format!("{k}:{v}"));
+                }
+                cmd
+            }
+            Launcher::Miniflare => {
+                let mut cmd = Command::new("node");
+                cmd.arg("tests/workerd/serve.mjs")
+                    .arg(self.port.to_string())
+                    .arg(&self.state_dir);
+                for (k, v) in &self.vars {
+                    cmd.arg(format!("{k}={v}"));
+                }
+                cmd
+            }
+        };
         cmd.current_dir(&root)
-            .args(["dev", "--ip", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
-            .arg("--inspector-port")
-            .arg(free_port().to_string())
-            .arg("--persist-to")
-            .arg(&self.state_dir)
-            .args([
-                "--log-level",
-                "warn",
-                "--show-interactive-dev-session=false",
-            ])
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CI", "true")
             .stdin(Stdio::null())
@@ -72,10 +106,12 @@ impl Workerd {
                 Stdio::null()
             })
             .process_group(0);
-        for (k, v) in &self.vars {
-            cmd.arg("--var").arg(format!("{k}:{v}"));
-        }
-        self.child = Some(cmd.spawn().expect("start wrangler dev"));
+        cmd
+    }
+
+    fn launch(&mut self) {
+        let mut cmd = self.command();
+        self.child = Some(cmd.spawn().expect("start workerd"));
         let deadline = Instant::now() + Duration::from_secs(90);
         let url = format!("{}/health", self.base_url());
         let probe: ureq::Agent = ureq::Agent::config_builder()
@@ -88,10 +124,7 @@ impl Workerd {
             {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "wrangler dev did not become ready"
-            );
+            assert!(Instant::now() < deadline, "workerd did not become ready");
             std::thread::sleep(Duration::from_millis(250));
         }
     }

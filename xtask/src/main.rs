@@ -26,9 +26,10 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("build-worker") => build_worker(),
         Some("bench") => bench(),
+        Some("bench-edge") => bench_edge(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev | dev-native [edge-dev args] | test | bench | build-worker>"
+                "usage: cargo xtask <dev | dev-native [edge-dev args] | test | bench | bench-edge [workerd] [seconds] | build-worker>"
             );
             return ExitCode::from(2);
         }
@@ -342,4 +343,32 @@ fn build_worker() -> Result<(), String> {
 
 fn bench() -> Result<(), String> {
     run(cargo().args(["bench", "-p", "edge-core", "--bench", "respond"]))
+}
+
+/// The load benchmark of a deployed build on its local runtime (wrk on loopback).
+fn bench_edge(extra: &[String]) -> Result<(), String> {
+    ensure_wrk()?;
+    if extra.first().is_none_or(|r| r == "workerd") {
+        build_worker()?;
+    }
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "e2e",
+            "--bin",
+            "edge_load",
+            "--",
+        ])
+        .args(extra))
+}
+
+/// wrk comes from Debian's packages; installed once.
+fn ensure_wrk() -> Result<(), String> {
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        return Ok(());
+    }
+    run(Command::new("apt-get").args(["install", "-y", "wrk"]))
 }

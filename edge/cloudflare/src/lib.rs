@@ -5,6 +5,7 @@
 mod logging;
 mod object;
 mod platform;
+mod records;
 mod store;
 
 use worker::{Context, Env, Request, Response, Result, event};
@@ -20,32 +21,36 @@ pub(crate) const CLIENT_ADDR_HEADER: &str = "x-eindr-client-addr";
 /// client path can never reach the store protocol.
 pub(crate) const FORWARD_PREFIX: &str = "/fwd";
 pub(crate) const STORE_PATH: &str = "/store";
+/// Benchmark baselines, served only when `EDGE_BENCH_ROUTES=true`.
+const BENCH_EMPTY: &str = "/bench/empty";
+pub(crate) const BENCH_OBJECT: &str = "/bench/object";
+
+pub(crate) fn bench_routes_enabled(env: &Env) -> bool {
+    env.var("EDGE_BENCH_ROUTES")
+        .is_ok_and(|v| v.to_string() == "true")
+}
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     logging::init();
-    // A route with no work, for the benchmark's baseline; off unless configured.
-    if req.path() == "/bench/empty"
-        && env
-            .var("EDGE_BENCH_ROUTES")
-            .is_ok_and(|v| v.to_string() == "true")
-    {
-        return Response::empty();
+    if bench_routes_enabled(&env) {
+        // The benchmark's baselines: no work at all, and only the hop to a Durable Object.
+        match req.path().as_str() {
+            BENCH_EMPTY => return Response::empty(),
+            BENCH_OBJECT => {
+                let stub = env.durable_object(NAMESPACE)?.get_by_name("bench:object")?;
+                return stub
+                    .fetch_with_str(&format!(
+                        "https://object.internal{FORWARD_PREFIX}{BENCH_OBJECT}"
+                    ))
+                    .await;
+            }
+            _ => {}
+        }
     }
-    let (core_request, url) = platform::to_core_request(req, None).await?;
-    let place = edge_core::placement::place_for_request(&core_request);
-    let stub = env.durable_object(NAMESPACE)?.get_by_name(&place)?;
-    let path_and_query = match url.query() {
-        Some(q) => format!("{}{}?{q}", FORWARD_PREFIX, url.path()),
-        None => format!("{}{}", FORWARD_PREFIX, url.path()),
-    };
-    let forwarded = platform::internal_request(
-        &core_request.method,
-        &path_and_query,
-        &core_request.headers,
-        &place,
-        core_request.client_addr.as_deref(),
-        &core_request.body,
-    )?;
-    stub.fetch_with_request(forwarded).await
+    let forwarded = platform::forward_request(&req, FORWARD_PREFIX)?;
+    let stub = env
+        .durable_object(NAMESPACE)?
+        .get_by_name(&forwarded.place)?;
+    stub.fetch_with_request(forwarded.request).await
 }

@@ -3,17 +3,19 @@
 
 use std::cell::OnceCell;
 
-use edge_core::{EdgeApp, EdgeConfig, Services};
+use edge_core::{Clock, EdgeApp, EdgeConfig, Services};
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
 use crate::platform::{WorkerClock, WorkerRandom, to_core_request, to_worker_response};
+use crate::records::Records;
 use crate::store::{ObjectStore, StoreOp, serve};
-use crate::{CLIENT_ADDR_HEADER, FORWARD_PREFIX, PLACE_HEADER, STORE_PATH, logging};
+use crate::{BENCH_OBJECT, CLIENT_ADDR_HEADER, FORWARD_PREFIX, PLACE_HEADER, STORE_PATH, logging};
 
 #[durable_object]
 pub struct ConversationObject {
-    state: State,
     env: Env,
+    /// This object's records; an error (the database could not be opened) answers 503.
+    records: std::result::Result<Records, String>,
     /// Built on first use: configuration errors become 500 answers, not a crashed object.
     app: OnceCell<std::result::Result<EdgeApp, String>>,
 }
@@ -50,9 +52,10 @@ fn config_error(message: &str) -> Result<Response> {
 impl DurableObject for ConversationObject {
     fn new(state: State, env: Env) -> Self {
         logging::init();
+        let records = Records::open(state.storage().sql()).map_err(|e| e.to_string());
         Self {
-            state,
             env,
+            records,
             app: OnceCell::new(),
         }
     }
@@ -60,13 +63,21 @@ impl DurableObject for ConversationObject {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let place = req.headers().get(PLACE_HEADER)?.unwrap_or_default();
         let path = req.path();
-        let storage = self.state.storage();
+        let records = match &self.records {
+            Ok(records) => records,
+            Err(message) => return Response::error(format!("storage unavailable: {message}"), 503),
+        };
         if path == STORE_PATH {
             let op: StoreOp = req.json().await?;
-            return match serve(&storage, op).await {
+            return match serve(records, op, WorkerClock.now_ms()) {
                 Ok(reply) => Response::from_json(&reply),
                 Err(e) => Response::error(e.to_string(), 503),
             };
+        }
+        if path.strip_prefix(FORWARD_PREFIX) == Some(BENCH_OBJECT)
+            && crate::bench_routes_enabled(&self.env)
+        {
+            return Response::empty();
         }
         if !path.starts_with(FORWARD_PREFIX) {
             return Response::error("not found", 404);
@@ -83,7 +94,8 @@ impl DurableObject for ConversationObject {
             Err(message) => return config_error(message),
         };
         let store = ObjectStore {
-            storage: &storage,
+            records,
+            now_ms: WorkerClock.now_ms(),
             env: &self.env,
             place: &place,
         };

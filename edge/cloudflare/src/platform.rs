@@ -55,6 +55,49 @@ pub async fn to_core_request(
     ))
 }
 
+/// A client request on its way to the Durable Object that holds its records.
+pub struct Forwarded {
+    pub place: String,
+    pub request: Request,
+}
+
+/// Places a client request and re-addresses it to the object's internal URL space, passing
+/// its body stream through untouched (it never enters wasm here; the object reads it). The
+/// place and client-address headers are ours: whatever a client sent under those names is
+/// overwritten or removed.
+pub fn forward_request(req: &Request, prefix: &str) -> Result<Forwarded> {
+    let headers = req.headers();
+    let client_addr = headers.get("cf-connecting-ip")?;
+    let mut probe = HttpRequest::new("", "");
+    probe.client_addr.clone_from(&client_addr);
+    if let Some(authorization) = headers.get("authorization")? {
+        probe
+            .headers
+            .push(("authorization".to_owned(), authorization));
+    }
+    let place = edge_core::placement::place_for_request(&probe);
+    let out = headers.clone();
+    out.set(PLACE_HEADER, &place)?;
+    match &client_addr {
+        Some(addr) => out.set(CLIENT_ADDR_HEADER, addr)?,
+        None => out.delete(CLIENT_ADDR_HEADER)?,
+    }
+    let url = req.url()?;
+    let target = match url.query() {
+        Some(q) => format!("https://object.internal{prefix}{}?{q}", url.path()),
+        None => format!("https://object.internal{prefix}{}", url.path()),
+    };
+    let mut init = RequestInit::new();
+    init.with_method(req.method()).with_headers(out);
+    if let Some(body) = req.inner().body() {
+        init.with_body(Some(body.into()));
+    }
+    Ok(Forwarded {
+        place,
+        request: Request::new_with_init(&target, &init)?,
+    })
+}
+
 /// A request to a Durable Object over the internal URL space.
 pub fn internal_request(
     method: &str,

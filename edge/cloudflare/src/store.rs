@@ -1,26 +1,24 @@
 //! The conversation store inside a Durable Object. Records of this object's own place are in
-//! its storage: a read-modify-write there is atomic because the runtime's input gate delivers
-//! no other event while the object awaits its own storage, and nothing else is awaited in
-//! between. Records of another place (an admin reading another user's history, a client
-//! address's failed-authentication count) go to that object with a compare-and-swap.
+//! its SQLite database (`Records`, synchronous, so a read-modify-write is atomic). Records of
+//! another place (an admin reading another user's history, a client address's
+//! failed-authentication count) go to that object with a compare-and-swap.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use edge_core::placement::place_of;
 use edge_core::{ConversationStore, StoreError, StoreKey, StoreWrite};
 use serde::{Deserialize, Serialize};
-use worker::js_sys::Uint8Array;
-use worker::wasm_bindgen::JsValue;
-use worker::wasm_bindgen_futures::JsFuture;
-use worker::{Env, Storage};
+use worker::Env;
 
+use crate::records::Records;
 use crate::{NAMESPACE, STORE_PATH, platform};
 
 /// Attempts of one remote compare-and-swap before giving up.
 const CAS_ATTEMPTS: u32 = 16;
 
 pub struct ObjectStore<'a> {
-    pub storage: &'a Storage,
+    pub records: &'a Records,
+    pub now_ms: u64,
     pub env: &'a Env,
     /// This object's place (`user:alice`).
     pub place: &'a str,
@@ -28,36 +26,6 @@ pub struct ObjectStore<'a> {
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
-}
-
-pub async fn local_get(storage: &Storage, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    let promise = storage
-        .as_raw()
-        .get(key)
-        .map_err(|e| unavailable(format!("{e:?}")))?;
-    let value = JsFuture::from(promise)
-        .await
-        .map_err(|e| unavailable(format!("{e:?}")))?;
-    if value.is_undefined() || value.is_null() {
-        Ok(None)
-    } else {
-        Ok(Some(Uint8Array::new(&value).to_vec()))
-    }
-}
-
-pub async fn local_write(
-    storage: &Storage,
-    key: &str,
-    write: StoreWrite,
-) -> Result<(), StoreError> {
-    match write {
-        StoreWrite::Keep => Ok(()),
-        StoreWrite::Put { bytes, .. } => storage
-            .put_raw(key, JsValue::from(Uint8Array::from(bytes.as_slice())))
-            .await
-            .map_err(unavailable),
-        StoreWrite::Delete => storage.delete(key).await.map(|_| ()).map_err(unavailable),
-    }
 }
 
 /// The object-to-object store protocol.
@@ -97,11 +65,11 @@ fn unb64(text: Option<&str>) -> Result<Option<Vec<u8>>, StoreError> {
         .transpose()
 }
 
-/// Serves one store operation on this object's own storage.
-pub async fn serve(storage: &Storage, op: StoreOp) -> Result<StoreReply, StoreError> {
+/// Serves one store operation on this object's own records.
+pub fn serve(records: &Records, op: StoreOp, now_ms: u64) -> Result<StoreReply, StoreError> {
     match op {
         StoreOp::Get { key } => {
-            let current = local_get(storage, &key).await?;
+            let current = records.get(&key, now_ms)?;
             Ok(StoreReply {
                 ok: true,
                 current: b64(current.as_deref()),
@@ -112,7 +80,7 @@ pub async fn serve(storage: &Storage, op: StoreOp) -> Result<StoreReply, StoreEr
             expected,
             write,
         } => {
-            let current = local_get(storage, &key).await?;
+            let current = records.get(&key, now_ms)?;
             if b64(current.as_deref()) != expected {
                 return Ok(StoreReply {
                     ok: false,
@@ -126,7 +94,7 @@ pub async fn serve(storage: &Storage, op: StoreOp) -> Result<StoreReply, StoreEr
                 },
                 WireWrite::Delete => StoreWrite::Delete,
             };
-            local_write(storage, &key, write).await?;
+            records.write(&key, write, now_ms)?;
             Ok(StoreReply {
                 ok: true,
                 current: None,
@@ -163,7 +131,7 @@ impl ConversationStore for ObjectStore<'_> {
     async fn get(&self, key: StoreKey<'_>) -> Result<Option<Vec<u8>>, StoreError> {
         let place = place_of(key);
         if place == self.place {
-            return local_get(self.storage, &key.flat()).await;
+            return self.records.get(&key.flat(), self.now_ms);
         }
         let reply = self
             .remote(&place, &StoreOp::Get { key: key.flat() })
@@ -179,9 +147,9 @@ impl ConversationStore for ObjectStore<'_> {
         let place = place_of(key);
         let flat = key.flat();
         if place == self.place {
-            let current = local_get(self.storage, &flat).await?;
+            let current = self.records.get(&flat, self.now_ms)?;
             let write = apply(current.as_deref());
-            return local_write(self.storage, &flat, write).await;
+            return self.records.write(&flat, write, self.now_ms);
         }
         let mut current = unb64(
             self.remote(&place, &StoreOp::Get { key: flat.clone() })

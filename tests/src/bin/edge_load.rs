@@ -1,0 +1,52 @@
+//! The edge's load benchmark: `cargo xtask bench-edge [workerd] [seconds]`.
+//!
+//! Starts the shipped build on its runtime on 127.0.0.1 and drives, in one run, the runtime's
+//! empty route and the full minimal-mode path (JWT, per-user state, reply, history write)
+//! with wrk, then prints req/s, p50/p99 and the throughput ratio.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use e2e::load::{self, LoadShape, Route};
+use e2e::workerd::{Launcher, Workerd};
+
+/// Limits high enough that the benchmark measures the path, not the rate limiter's refusals.
+const BENCH_VARS: [(&str, &str); 3] = [
+    ("EDGE_BENCH_ROUTES", "true"),
+    ("RATE_LIMIT_PER_MINUTE", "1000000"),
+    ("RATE_LIMIT_BURST", "1000000"),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = args.first().map_or("workerd", String::as_str);
+    let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let shape = LoadShape {
+        threads: 2,
+        connections: 16,
+        duration: Duration::from_secs(seconds.clamp(1, 120)),
+    };
+    match runtime {
+        "workerd" => {
+            let rt = Workerd::start_with(Launcher::Miniflare, "load", &BENCH_VARS);
+            let routes = [
+                Route::Baseline {
+                    name: "empty route",
+                    path: "/bench/empty",
+                },
+                Route::Baseline {
+                    name: "hop to a Durable Object",
+                    path: "/bench/object",
+                },
+                Route::Respond { users: 64 },
+            ];
+            let results = load::drive(&rt, &routes, shape);
+            load::report("workerd (Miniflare)", shape, &routes, &results);
+        }
+        other => {
+            eprintln!("unknown runtime {other:?}; expected: workerd");
+            std::process::exit(2);
+        }
+    }
+}
