@@ -17,6 +17,8 @@ pub mod platform;
 pub mod rate_limit;
 pub mod replies;
 pub mod seal;
+#[cfg(feature = "system")]
+pub mod system;
 
 pub use app::EdgeApp;
 pub use config::{ConfigError, EdgeConfig};

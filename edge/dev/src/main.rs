@@ -6,11 +6,11 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use edge_core::auth::{EdgeClaims, Scope};
-use edge_core::{Clock, EdgeApp, EdgeConfig, HttpRequest, MemoryStore, Randomness, Services};
+use edge_core::system::{OsRandom, SystemClock};
+use edge_core::{EdgeApp, EdgeConfig, HttpRequest, MemoryStore, Randomness, Services};
 use jwt_simple::prelude::*;
 
 #[derive(Parser)]
@@ -33,27 +33,6 @@ struct Args {
 
 const DEV_ISSUER: &str = "eindr-dev";
 const DEV_AUDIENCE: &str = "eindr-chat";
-
-struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-    }
-}
-
-struct OsRandom;
-
-impl Randomness for OsRandom {
-    fn fill(&self, buf: &mut [u8]) {
-        if getrandom::fill(buf).is_err() {
-            // The OS has no entropy to give: fail closed rather than reuse nonces.
-            std::process::abort();
-        }
-    }
-}
 
 fn main() {
     let args = Args::parse();
