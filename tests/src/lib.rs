@@ -6,8 +6,9 @@
 
 pub mod client;
 pub mod load;
+pub mod local;
 pub mod suite;
-pub mod workerd;
+pub mod vllm;
 
 /// A running deployment of the edge.
 pub trait Runtime: Send + Sync {

@@ -151,6 +151,20 @@ fn write_respond_script(dir: &Path, tokens: &[String]) -> PathBuf {
     path
 }
 
+/// A wrk Lua script that POSTs `body` with `headers` (for routes other than respond).
+pub fn post_script(name: &str, headers: &[(&str, &str)], body: &str) -> PathBuf {
+    let dir = crate::repo_root().join("target/load");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut lua = String::from("wrk.method = \"POST\"\n");
+    for (k, v) in headers {
+        writeln!(lua, "wrk.headers[\"{k}\"] = \"{v}\"").unwrap();
+    }
+    writeln!(lua, "wrk.body = [[{body}]]").unwrap();
+    let path = dir.join(format!("{name}.lua"));
+    std::fs::write(&path, lua).unwrap();
+    path
+}
+
 /// Runs wrk and reads its summary.
 pub fn wrk(url: &str, script: Option<&Path>, shape: LoadShape) -> LoadResult {
     let mut cmd = Command::new("wrk");

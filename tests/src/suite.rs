@@ -301,3 +301,38 @@ pub fn concurrent_turns(rt: &dyn Runtime, user: &str, n: usize) {
     let h = c.get(&format!("/api/chat/history/{user}"), &c.token(user));
     assert_eq!(h.body["count"], 2 * n, "{}", h.body);
 }
+
+/// The whole suite on one deployment, in two runtimes (one configuration each): the API,
+/// authorization, concurrent turns and persistence across a restart ...
+pub fn run_main(launcher: crate::local::Launcher) {
+    let mut rt = crate::local::LocalRuntime::start(
+        launcher,
+        "main",
+        &[
+            ("RATE_LIMIT_PER_MINUTE", "6000"),
+            ("RATE_LIMIT_BURST", "1000"),
+        ],
+    );
+    endpoints(&rt);
+    errors(&rt);
+    authorization(&rt);
+    concurrent_turns(&rt, "e2e-concurrent", 20);
+    persistence(&mut rt);
+}
+
+/// ... and the exact rate limit under concurrency, then retention.
+pub fn run_strict(launcher: crate::local::Launcher) {
+    // One request a minute after a burst of 10: nothing refills during the test.
+    let retention_days = "0.00006"; // 5.2 s
+    let rt = crate::local::LocalRuntime::start(
+        launcher,
+        "strict",
+        &[
+            ("RATE_LIMIT_PER_MINUTE", "1"),
+            ("RATE_LIMIT_BURST", "10"),
+            ("HISTORY_RETENTION_DAYS", retention_days),
+        ],
+    );
+    assert_eq!(concurrent_admissions(&rt, "e2e-burst", 50), 10);
+    retention(&rt, std::time::Duration::from_millis(5184));
+}

@@ -3,7 +3,7 @@
 
 use std::cell::OnceCell;
 
-use edge_core::{Clock, EdgeApp, EdgeConfig, Services};
+use edge_core::{ApiError, Clock, EdgeApp, EdgeConfig, HttpResponse, Services};
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
 use crate::platform::{WorkerClock, WorkerRandom, to_core_request, to_worker_response};
@@ -15,9 +15,10 @@ use crate::{BENCH_OBJECT, CLIENT_ADDR_HEADER, FORWARD_PREFIX, PLACE_HEADER, STOR
 pub struct ConversationObject {
     env: Env,
     /// This object's records; an error (the database could not be opened) answers 503.
-    records: std::result::Result<Records, String>,
-    /// Built on first use: configuration errors become 500 answers, not a crashed object.
-    app: OnceCell<std::result::Result<EdgeApp, String>>,
+    records: std::result::Result<Records, HttpResponse>,
+    /// Built on first use: a configuration error becomes the 500 answer to every request,
+    /// not a crashed object.
+    app: OnceCell<std::result::Result<EdgeApp, HttpResponse>>,
 }
 
 /// Reads a variable from `[vars]` or a secret (`.dev.vars` locally, `wrangler secret` in
@@ -30,29 +31,24 @@ fn lookup(env: &Env, name: &str) -> Option<String> {
 }
 
 impl ConversationObject {
-    fn app(&self) -> &std::result::Result<EdgeApp, String> {
+    fn app(&self) -> &std::result::Result<EdgeApp, HttpResponse> {
         self.app.get_or_init(|| {
             EdgeConfig::from_lookup(|name| lookup(&self.env, name))
                 .and_then(EdgeApp::new)
-                .map_err(|e| e.to_string())
+                .map_err(|e| {
+                    let error = ApiError::from(e);
+                    tracing::error!(%error, "configuration error");
+                    error.to_response()
+                })
         })
     }
-}
-
-fn config_error(message: &str) -> Result<Response> {
-    tracing::error!(error = message, "configuration error");
-    let body = serde_json::json!({
-        "success": false,
-        "error": {"message": format!("edge configuration error: {message}"),
-                  "type": "server_error", "code": "configuration_error"}
-    });
-    Ok(Response::from_json(&body)?.with_status(500))
 }
 
 impl DurableObject for ConversationObject {
     fn new(state: State, env: Env) -> Self {
         logging::init();
-        let records = Records::open(state.storage().sql()).map_err(|e| e.to_string());
+        let records =
+            Records::open(state.storage().sql()).map_err(|e| ApiError::from(e).to_response());
         Self {
             env,
             records,
@@ -65,7 +61,7 @@ impl DurableObject for ConversationObject {
         let path = req.path();
         let records = match &self.records {
             Ok(records) => records,
-            Err(message) => return Response::error(format!("storage unavailable: {message}"), 503),
+            Err(response) => return to_worker_response(response.clone()),
         };
         if path == STORE_PATH {
             let op: StoreOp = req.json().await?;
@@ -91,7 +87,7 @@ impl DurableObject for ConversationObject {
             .to_owned();
         let app = match self.app() {
             Ok(app) => app,
-            Err(message) => return config_error(message),
+            Err(response) => return to_worker_response(response.clone()),
         };
         let store = ObjectStore {
             records,

@@ -4,6 +4,7 @@ use serde_json::json;
 use thiserror::Error;
 
 use crate::auth::AuthError;
+use crate::config::ConfigError;
 use crate::history::HistoryError;
 use crate::http::HttpResponse;
 use crate::platform::StoreError;
@@ -37,6 +38,9 @@ pub enum ApiError {
     History(#[from] HistoryError),
     #[error("internal error: {0}")]
     Internal(&'static str),
+    /// The adapter could not build the app from its configuration: every request says so.
+    #[error("edge configuration error: {0}")]
+    Configuration(#[from] ConfigError),
 }
 
 impl ApiError {
@@ -65,6 +69,7 @@ impl ApiError {
             Self::Store(_) => (503, "service_unavailable_error", "store_unavailable"),
             Self::History(e) => (500, "server_error", e.code()),
             Self::Internal(_) => (500, "server_error", "internal"),
+            Self::Configuration(_) => (500, "server_error", "configuration_error"),
         }
     }
 

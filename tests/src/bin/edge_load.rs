@@ -1,4 +1,4 @@
-//! The edge's load benchmark: `cargo xtask bench-edge [workerd] [seconds]`.
+//! The edge's load benchmark: `cargo xtask bench-edge [workerd|spin] [seconds]`.
 //!
 //! Starts the shipped build on its runtime on 127.0.0.1 and drives, in one run, the runtime's
 //! empty route and the full minimal-mode path (JWT, per-user state, reply, history write)
@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use e2e::load::{self, LoadShape, Route};
-use e2e::workerd::{Launcher, Workerd};
+use e2e::local::{Launcher, LocalRuntime};
 
 /// Limits high enough that the benchmark measures the path, not the rate limiter's refusals.
 const BENCH_VARS: [(&str, &str); 3] = [
@@ -29,7 +29,7 @@ fn main() {
     };
     match runtime {
         "workerd" => {
-            let rt = Workerd::start_with(Launcher::Miniflare, "load", &BENCH_VARS);
+            let rt = LocalRuntime::start(Launcher::Miniflare, "load", &BENCH_VARS);
             let routes = [
                 Route::Baseline {
                     name: "empty route",
@@ -44,8 +44,20 @@ fn main() {
             let results = load::drive(&rt, &routes, shape);
             load::report("workerd (Miniflare)", shape, &routes, &results);
         }
+        "spin" => {
+            let rt = LocalRuntime::start(Launcher::SpinHost, "load", &BENCH_VARS);
+            let routes = [
+                Route::Baseline {
+                    name: "empty route",
+                    path: "/bench/empty",
+                },
+                Route::Respond { users: 64 },
+            ];
+            let results = load::drive(&rt, &routes, shape);
+            load::report("Spin component (spin-test-host)", shape, &routes, &results);
+        }
         other => {
-            eprintln!("unknown runtime {other:?}; expected: workerd");
+            eprintln!("unknown runtime {other:?}; expected: workerd, spin");
             std::process::exit(2);
         }
     }

@@ -1,8 +1,10 @@
-//! The worker on Cloudflare's own runtime, workerd, on 127.0.0.1 with local, persisted Durable
-//! Object state: through `wrangler dev` (what operators run; wrangler.toml is read) or through
-//! Miniflare's API (`tests/workerd/serve.mjs`: one workerd process, no wrangler proxy in front,
-//! which the load benchmark uses so it measures the worker rather than the dev proxy).
-//! The worker must be built (`cargo xtask build-worker`).
+//! The edge on a real local runtime, on 127.0.0.1 with persisted state, as a child process:
+//! - workerd through `wrangler dev` (what operators run; wrangler.toml is read),
+//! - workerd through Miniflare's API (`tests/workerd/serve.mjs`: one workerd process, no
+//!   wrangler proxy in front; the load benchmark uses it to measure the worker, not the proxy),
+//! - the Spin component on `spin-test-host` (wasmtime with Spin's host interfaces emulated).
+//!
+//! The build must exist (`cargo xtask test` makes it).
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -11,14 +13,30 @@ use std::time::{Duration, Instant};
 
 use crate::{Runtime, free_port, repo_root};
 
-/// How workerd is started.
+/// Which runtime runs the edge, and how it is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Launcher {
     WranglerDev,
     Miniflare,
+    SpinHost,
 }
 
-pub struct Workerd {
+impl Launcher {
+    /// What must be built first, and the command that builds it.
+    fn artifact(self) -> (&'static str, &'static str) {
+        match self {
+            Launcher::WranglerDev | Launcher::Miniflare => {
+                ("edge/cloudflare/build/index.js", "cargo xtask build-worker")
+            }
+            Launcher::SpinHost => (
+                "target/wasm32-wasip2/release/edge_spin.wasm",
+                "cargo xtask build-spin",
+            ),
+        }
+    }
+}
+
+pub struct LocalRuntime {
     launcher: Launcher,
     vars: Vec<(String, String)>,
     state_dir: PathBuf,
@@ -27,17 +45,15 @@ pub struct Workerd {
     secret: String,
 }
 
-impl Workerd {
-    /// Starts `wrangler dev` with `vars` on a fresh state folder.
-    pub fn start(name: &str, vars: &[(&str, &str)]) -> Self {
-        Self::start_with(Launcher::WranglerDev, name, vars)
-    }
-
-    pub fn start_with(launcher: Launcher, name: &str, vars: &[(&str, &str)]) -> Self {
+impl LocalRuntime {
+    /// Starts the edge on `launcher` with configuration `vars` (operators' names, e.g.
+    /// `RATE_LIMIT_BURST`) on a fresh state folder.
+    pub fn start(launcher: Launcher, name: &str, vars: &[(&str, &str)]) -> Self {
         let root = repo_root();
+        let (artifact, build) = launcher.artifact();
         assert!(
-            root.join("edge/cloudflare/build/index.js").is_file(),
-            "the worker is not built: run `cargo xtask build-worker` (cargo xtask test does)"
+            root.join(artifact).is_file(),
+            "{artifact} is not built: run `{build}` (cargo xtask test does)"
         );
         let secret = format!("e2e-secret-{name}-0123456789abcdef0123456789");
         let mut all: Vec<(String, String)> = vec![
@@ -94,6 +110,19 @@ impl Workerd {
                 }
                 cmd
             }
+            Launcher::SpinHost => {
+                let mut cmd = Command::new(spin_host_binary());
+                cmd.args(["--manifest", "spin.toml", "--listen"])
+                    .arg(format!("127.0.0.1:{}", self.port))
+                    .arg("--kv-file")
+                    .arg(self.state_dir.join("sqlite_key_value.db"));
+                // Spin variable names are the operators' names in lower case.
+                for (k, v) in &self.vars {
+                    cmd.arg("--variable")
+                        .arg(format!("{}={v}", k.to_ascii_lowercase()));
+                }
+                cmd
+            }
         };
         cmd.current_dir(&root)
             .env("WRANGLER_SEND_METRICS", "false")
@@ -111,7 +140,7 @@ impl Workerd {
 
     fn launch(&mut self) {
         let mut cmd = self.command();
-        self.child = Some(cmd.spawn().expect("start workerd"));
+        self.child = Some(cmd.spawn().expect("start the runtime"));
         let deadline = Instant::now() + Duration::from_secs(90);
         let url = format!("{}/health", self.base_url());
         let probe: ureq::Agent = ureq::Agent::config_builder()
@@ -124,7 +153,10 @@ impl Workerd {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "workerd did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "the runtime did not become ready"
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     }
@@ -137,11 +169,13 @@ impl Workerd {
             pids.push(child.id());
             for pid in &pids {
                 let _ = Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
+                    .args(["-s", "TERM", "--", &pid.to_string()])
                     .status();
             }
+            // `--`: without it, procps kill may read `-<pgid>` as an option, and end up
+            // signalling every process (`-1`).
             let _ = Command::new("kill")
-                .args(["-TERM", &format!("-{}", child.id())])
+                .args(["-s", "TERM", "--", &format!("-{}", child.id())])
                 .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
@@ -152,7 +186,7 @@ impl Workerd {
             }
             for pid in &pids {
                 let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
+                    .args(["-s", "KILL", "--", &pid.to_string()])
                     .status();
             }
             let _ = child.wait();
@@ -160,7 +194,7 @@ impl Workerd {
     }
 }
 
-impl Runtime for Workerd {
+impl Runtime for LocalRuntime {
     fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -176,11 +210,25 @@ impl Runtime for Workerd {
     }
 }
 
-impl Drop for Workerd {
+impl Drop for LocalRuntime {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.state_dir);
     }
+}
+
+/// The test host binary, built by `cargo build -p spin-test-host` into this target folder.
+fn spin_host_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let binary = target.join("debug/spin-test-host");
+    assert!(
+        binary.is_file(),
+        "{} is missing: run `cargo xtask build-spin` (cargo xtask test does)",
+        binary.display()
+    );
+    binary
 }
 
 /// Every process below `root`, from `ps`.
