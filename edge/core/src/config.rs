@@ -115,9 +115,14 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
     }
 }
 
-impl EdgeConfig {
+impl GenerationSettings {
+    /// The generation settings alone (the GPU backend reads the same names, bounds and
+    /// defaults as the edge).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let v = Vars(lookup);
+        Self::read(&Vars(lookup))
+    }
+
+    fn read<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Self, ConfigError> {
         let generation = GenerationSettings {
             model_name: v
                 .raw("CHAT_MODEL_NAME")
@@ -169,6 +174,14 @@ impl EdgeConfig {
                 ),
             });
         }
+        Ok(generation)
+    }
+}
+
+impl EdgeConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let v = Vars(lookup);
+        let generation = GenerationSettings::read(&v)?;
         let auth = AuthConfig {
             hs256_secret: v.raw("JWT_HS256_SECRET"),
             public_keys: v.raw("JWT_PUBLIC_KEYS"),

