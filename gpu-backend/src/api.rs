@@ -40,9 +40,28 @@ pub struct ChatRequest {
     pub top_k: Option<i32>,
     pub repetition_penalty: Option<f64>,
     pub seed: Option<u64>,
+    /// Extra stop sequences (OpenAI's `stop`: a string or up to 4), on top of the template's.
+    #[serde(default)]
+    pub stop: Option<Stop>,
     /// The edge's context for this turn (intent, processing result): an eindr extension.
     #[serde(default)]
     pub context: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Stop {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Stop::One(s) => vec![s],
+            Stop::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 
 use crate::api::{
     ChatCompletion, ChatCompletionChunk, ChatMessage, ChatRequest, Choice, ChunkChoice, Delta,
-    Role, Usage,
+    Role, Stop, Usage,
 };
 use crate::engine::{CompletionRequest, Engines, StreamUsage};
 use crate::error::BackendError;
@@ -200,6 +200,21 @@ async fn chat_completions(
     }
 }
 
+/// The template's stop sequences plus the caller's (OpenAI allows up to 4, non-empty).
+fn stop_sequences(req: &ChatRequest) -> Result<Vec<String>, BackendError> {
+    let extra = req.stop.clone().map(Stop::into_vec).unwrap_or_default();
+    if extra.len() > 4 || extra.iter().any(|s| s.is_empty() || s.len() > 64) {
+        return Err(BackendError::BadRequest(
+            "stop takes at most 4 non-empty sequences of up to 64 bytes".into(),
+        ));
+    }
+    Ok(STOP_SEQUENCES
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(extra)
+        .collect())
+}
+
 /// A request that ends in an error answer: counted by its code.
 fn failed(state: &AppState, error: BackendError, started: Instant) -> Response {
     state
@@ -241,7 +256,7 @@ fn prepare(
         top_p: settings.top_p,
         top_k: settings.top_k,
         repetition_penalty: settings.repetition_penalty,
-        stop: STOP_SEQUENCES.iter().map(|s| (*s).to_owned()).collect(),
+        stop: stop_sequences(&req)?,
         seed: req.seed,
         stream: true,
         stream_options: StreamUsage {

@@ -159,6 +159,38 @@ fn gpu_backend_on_real_vllm() {
         "greedy decoding runs to max_tokens"
     );
 
+    eprintln!("check: stop sequences end the answer");
+    // Greedy decoding of the random model emits ':' at once: a ':' stop ends it after one token.
+    let (status, body) = api.chat(json!({
+        "messages": user("hello"), "temperature": 0, "max_tokens": 8, "stream": true,
+        "stop": [":"], "stream_options": {"include_usage": true}
+    }));
+    assert_eq!(status, 200, "{body}");
+    let frames = sse_data(&body);
+    let chunks: Vec<Value> = frames[..frames.len() - 1]
+        .iter()
+        .map(|f| serde_json::from_str(f).unwrap())
+        .collect();
+    let finishes: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0].get("finish_reason"))
+        .filter(|f| !f.is_null())
+        .collect();
+    assert_eq!(finishes, vec![&json!("stop")], "{body}");
+    assert!(
+        chunks.last().unwrap()["usage"]["completion_tokens"]
+            .as_u64()
+            .unwrap()
+            < 8,
+        "{body}"
+    );
+    assert!(
+        !body.contains("::"),
+        "the stop sequence is not sent on: {body}"
+    );
+    let (status, _) = api.chat(json!({"messages": user("hi"), "stop": ["a", "b", "c", "d", "e"]}));
+    assert_eq!(status, 400);
+
     eprintln!("check: parameter bounds");
     let (status, _) = api.chat(json!({"messages": user("hi"), "temperature": 5}));
     assert_eq!(status, 400);
