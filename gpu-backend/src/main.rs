@@ -73,6 +73,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("bind {}", args.listen))?;
     tracing::info!(addr = %listener.local_addr()?, engines = ?urls, "gpu-backend serving");
+    // Small SSE frames must leave at once: without TCP_NODELAY, Nagle's algorithm and the
+    // client's delayed ACK hold each frame ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -57,6 +57,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .route("/health", get(|| async { "ok" }));
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    // As vLLM's server does: frames leave at once (no Nagle delay).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await?;
     Ok(())
 }
