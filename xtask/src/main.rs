@@ -464,18 +464,24 @@ fn bench_edge(extra: &[String]) -> Result<(), String> {
         }
         Some(_) => {}
     }
-    run(cargo()
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "e2e",
-            "--bin",
-            "edge_load",
-            "--",
-        ])
-        .args(extra))
+    run(&mut load_driver("edge_load", extra))
+}
+
+/// A load benchmark driver of the e2e crate (`tests/src/bin`), in release mode.
+fn load_driver(bin: &str, extra: &[String]) -> Command {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "e2e",
+        "--bin",
+        bin,
+        "--",
+    ])
+    .args(extra);
+    cmd
 }
 
 /// wrk comes from Debian's packages; installed once.
@@ -560,18 +566,7 @@ fn bench_backend(extra: &[String]) -> Result<(), String> {
     run(cargo().args(["build", "--release", "-p", "gpu-backend", "--bins"]))?;
     let python = ensure_vllm()?;
     let model = ensure_tiny_model(&python, &test_data_dir())?;
-    run(cargo()
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "e2e",
-            "--bin",
-            "backend_load",
-            "--",
-        ])
-        .args(extra)
+    run(load_driver("backend_load", extra)
         .env("EINDR_VLLM_PYTHON", &python)
         .env("EINDR_TINY_MODEL", &model))
 }

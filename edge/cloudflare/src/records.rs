@@ -6,12 +6,10 @@
 use edge_core::{StoreError, StoreWrite};
 use worker::{SqlStorage, SqlStorageValue};
 
+use crate::store::unavailable;
+
 pub struct Records {
     sql: SqlStorage,
-}
-
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
 }
 
 /// Milliseconds as SQLite integers (exact: well inside JavaScript's safe integers).

@@ -24,7 +24,7 @@ pub struct ObjectStore<'a> {
     pub place: &'a str,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
