@@ -79,6 +79,7 @@ fn bench_case(c: &mut Criterion, name: &str, app: &EdgeApp, token: &str) {
         store: &store,
         clock: &SystemClock,
         random: &random,
+        outbound: &edge_core::Offline,
     };
     let req = request(token);
     for _ in 0..10 {

@@ -25,6 +25,9 @@ pub struct RespondRequest {
     pub context: Option<ChatContext>,
     #[serde(default)]
     pub mode: Mode,
+    /// Answer as server-sent events (as does `Accept: text/event-stream`).
+    #[serde(default)]
+    pub stream: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -64,4 +67,66 @@ pub struct RespondResponse {
     pub context_used: bool,
     pub fallback_used: bool,
     pub model_info: ModelInfo,
+}
+
+/// How a turn's answer is shaped: the Eindr API's, or OpenAI's chat completion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Flavour {
+    Eindr,
+    OpenAi(OpenAiTurn),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAiTurn {
+    pub id: String,
+    pub created_s: u64,
+    pub model: String,
+}
+
+/// OpenAI's chat request, as far as the edge uses it. Unknown fields are ignored: SDKs send
+/// many (and new ones), and the backend's settings are the operator's, not the caller's.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OpenAiChatRequest {
+    #[serde(default)]
+    pub model: Option<String>,
+    pub messages: Vec<OpenAiMessage>,
+    #[serde(default)]
+    pub stream: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OpenAiMessage {
+    pub role: String,
+    #[serde(default)]
+    pub content: Option<OpenAiContent>,
+}
+
+/// A message's content: a string, or a list of parts of which the text ones count.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OpenAiContent {
+    Text(String),
+    Parts(Vec<OpenAiPart>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OpenAiPart {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+impl OpenAiContent {
+    pub fn text(&self) -> String {
+        match self {
+            Self::Text(t) => t.clone(),
+            Self::Parts(parts) => parts
+                .iter()
+                .filter(|p| p.kind == "text")
+                .filter_map(|p| p.text.as_deref())
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
 }

@@ -52,9 +52,28 @@ pub struct RequestLimits {
     pub max_message_chars: usize,
 }
 
+/// Where full-mode turns go and how long the edge waits before answering itself.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    /// gpu-backend's base URL (`http://127.0.0.1:8000`); none means every turn is minimal.
+    pub url: Option<String>,
+    pub api_key: Option<String>,
+    /// From sending the request to the first token; past it the minimal reply answers.
+    pub first_token_timeout_ms: u64,
+    /// Longest silence between two tokens once the answer has started.
+    pub idle_timeout_ms: u64,
+    /// The whole answer.
+    pub total_timeout_ms: u64,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker sends nothing before letting one probe through.
+    pub breaker_open_ms: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     pub minimal_mode: bool,
+    pub backend: BackendConfig,
     pub generation: GenerationSettings,
     pub auth: AuthConfig,
     pub rate_limit: Quota,
@@ -207,8 +226,56 @@ impl EdgeConfig {
             return Err(ConfigError::Missing("JWT_HS256_SECRET or JWT_PUBLIC_KEYS"));
         }
         let positive = |x: &u32| (1..=1_000_000).contains(x);
+        let ms = |x: &u64| (1..=600_000).contains(x);
+        let backend = BackendConfig {
+            url: v
+                .raw("BACKEND_URL")
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            api_key: v.raw("BACKEND_API_KEY"),
+            // The seed's target is a reply in under 2 s; leave room for the edge's own work.
+            first_token_timeout_ms: v.parse(
+                "BACKEND_FIRST_TOKEN_TIMEOUT_MS",
+                1500,
+                ms,
+                "milliseconds in 1..=600000",
+            )?,
+            idle_timeout_ms: v.parse(
+                "BACKEND_IDLE_TIMEOUT_MS",
+                5000,
+                ms,
+                "milliseconds in 1..=600000",
+            )?,
+            total_timeout_ms: v.parse(
+                "BACKEND_TOTAL_TIMEOUT_MS",
+                30_000,
+                ms,
+                "milliseconds in 1..=600000",
+            )?,
+            breaker_failures: v.parse(
+                "BACKEND_BREAKER_FAILURES",
+                3,
+                |x| (1..=1000).contains(x),
+                "an integer in 1..=1000",
+            )?,
+            breaker_open_ms: v.parse(
+                "BACKEND_BREAKER_OPEN_MS",
+                10_000,
+                ms,
+                "milliseconds in 1..=600000",
+            )?,
+        };
+        if let Some(url) = &backend.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                var: "BACKEND_URL",
+                value: url.clone(),
+                reason: "expected an http:// or https:// URL".into(),
+            });
+        }
         Ok(Self {
             minimal_mode: v.flag("MINIMAL_MODE", true)?,
+            backend,
             generation,
             auth,
             rate_limit: Quota {

@@ -7,11 +7,13 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod backend;
 pub mod config;
 pub mod error;
 pub mod history;
 pub mod http;
 pub mod memory;
+pub mod pii;
 pub mod placement;
 pub mod platform;
 pub mod rate_limit;
@@ -20,11 +22,12 @@ pub mod seal;
 #[cfg(feature = "system")]
 pub mod system;
 
-pub use app::EdgeApp;
+pub use app::{BodySink, EdgeApp, Served, SinkClosed, StreamingTurn};
 pub use config::{ConfigError, EdgeConfig};
 pub use error::ApiError;
 pub use http::{HttpRequest, HttpResponse};
 pub use memory::MemoryStore;
 pub use platform::{
-    Clock, ConversationStore, Randomness, Services, StoreError, StoreKey, StoreWrite,
+    Clock, ConversationStore, Offline, Outbound, OutboundError, OutboundRequest, OutboundResponse,
+    Randomness, Services, StoreError, StoreKey, StoreWrite,
 };

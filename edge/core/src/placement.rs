@@ -10,11 +10,13 @@ use crate::http::HttpRequest;
 use crate::platform::{RecordKind, StoreKey};
 
 /// The place (e.g. Durable Object name) that holds a record: `user:<id>` for a user's
-/// history and rate-limit state, `addr:<address>` for failed-authentication counts.
-pub fn place_of(key: StoreKey<'_>) -> String {
+/// history and rate-limit state, `addr:<address>` for failed-authentication counts, and
+/// `None` for records kept wherever the request is served (the backend's circuit breaker).
+pub fn place_of(key: StoreKey<'_>) -> Option<String> {
     match key.kind {
-        RecordKind::History | RecordKind::RateLimit => format!("user:{}", key.owner),
-        RecordKind::AuthFailures => format!("addr:{}", key.owner),
+        RecordKind::History | RecordKind::RateLimit => Some(format!("user:{}", key.owner)),
+        RecordKind::AuthFailures => Some(format!("addr:{}", key.owner)),
+        RecordKind::BackendBreaker => None,
     }
 }
 
@@ -61,11 +63,11 @@ mod tests {
             kind: RecordKind::AuthFailures,
             owner: "10.0.0.1",
         };
-        assert_eq!(place_of(key), "addr:10.0.0.1");
+        assert_eq!(place_of(key).as_deref(), Some("addr:10.0.0.1"));
         let key = StoreKey {
             kind: RecordKind::History,
             owner: "alice",
         };
-        assert_eq!(place_of(key), "user:alice");
+        assert_eq!(place_of(key).as_deref(), Some("user:alice"));
     }
 }

@@ -27,6 +27,9 @@ pub enum RecordKind {
     History,
     RateLimit,
     AuthFailures,
+    /// The circuit breaker's state for the GPU backend. It has no owner to place it by: it
+    /// lives wherever the request is served (per user object on Cloudflare, per app on Spin).
+    BackendBreaker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,6 +45,7 @@ impl StoreKey<'_> {
             RecordKind::History => "history",
             RecordKind::RateLimit => "ratelimit",
             RecordKind::AuthFailures => "authfail",
+            RecordKind::BackendBreaker => "breaker",
         };
         format!("{prefix}:{}", self.owner)
     }
@@ -85,9 +89,80 @@ pub trait ConversationStore {
     ) -> Result<(), StoreError>;
 }
 
+/// One HTTP request to the GPU backend.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum OutboundError {
+    /// No connection, DNS failure, refused, reset before the response head.
+    #[error("backend unreachable: {0}")]
+    Unreachable(String),
+    /// The response body broke off.
+    #[error("backend stream failed: {0}")]
+    Body(String),
+    /// This platform build has no outbound HTTP.
+    #[error("no outbound HTTP on this platform")]
+    Unsupported,
+}
+
+/// A response head; the body is read chunk by chunk as it arrives.
+pub struct OutboundResponse<B> {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: B,
+}
+
+impl<B> OutboundResponse<B> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The platform's outbound I/O: an HTTP call whose body streams, and a timer. Deadlines are
+/// the core's policy, so the platform only needs to sleep; the core races the two.
+#[allow(async_fn_in_trait)]
+pub trait Outbound {
+    type Body: futures_core::Stream<Item = Result<Vec<u8>, OutboundError>> + Unpin;
+
+    async fn send(
+        &self,
+        request: OutboundRequest,
+    ) -> Result<OutboundResponse<Self::Body>, OutboundError>;
+
+    async fn sleep(&self, ms: u64);
+}
+
+/// For platforms and tests without outbound HTTP: every call fails at once, so full-mode
+/// turns fall back to the minimal reply.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Offline;
+
+impl Outbound for Offline {
+    type Body = futures_util::stream::Empty<Result<Vec<u8>, OutboundError>>;
+
+    async fn send(
+        &self,
+        _request: OutboundRequest,
+    ) -> Result<OutboundResponse<Self::Body>, OutboundError> {
+        Err(OutboundError::Unsupported)
+    }
+
+    async fn sleep(&self, _ms: u64) {}
+}
+
 /// The platform's services for one request.
-pub struct Services<'a, S: ConversationStore> {
+pub struct Services<'a, S: ConversationStore, O: Outbound = Offline> {
     pub store: &'a S,
     pub clock: &'a dyn Clock,
     pub random: &'a dyn Randomness,
+    pub outbound: &'a O,
 }

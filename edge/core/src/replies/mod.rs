@@ -114,6 +114,16 @@ fn task_failed_slots(
     ]
 }
 
+/// The sentence that ends a model answer which broke off: the user hears a proper end, not
+/// a half sentence followed by silence.
+pub fn closing_sentence(roll: u64) -> &'static str {
+    let options = phrasebook::CUT_SHORT;
+    options
+        .get((roll % options.len().max(1) as u64) as usize)
+        .copied()
+        .unwrap_or("")
+}
+
 /// The reply for a message with its optional context. `previous` is the user's last
 /// assistant turn; `roll` is a random number from the platform.
 pub fn minimal_reply(

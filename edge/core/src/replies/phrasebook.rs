@@ -121,3 +121,10 @@ pub const TASK_FAILED: &[&str] = &[
 
 /// Said when a failed task came without a reason.
 pub const NO_REASON: &str = "something went wrong on my side";
+
+/// Ends a model answer that broke off mid-stream.
+pub const CUT_SHORT: &[&str] = &[
+    "Sorry, I lost my train of thought there. Could you ask me again?",
+    "I'm afraid I got cut off. Ask me again and I'll finish that thought.",
+    "Hmm, that's all I can say right now. Try me again in a moment.",
+];

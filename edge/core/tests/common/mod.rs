@@ -2,14 +2,17 @@
 // Fixtures may unwrap: a failure here is a failed test, not a crashed request.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::cell::Cell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
 
 use edge_core::auth::EdgeClaims;
 use edge_core::auth::Scope;
 use edge_core::{
-    Clock, EdgeApp, EdgeConfig, HttpRequest, HttpResponse, MemoryStore, Randomness, Services,
+    Clock, EdgeApp, EdgeConfig, HttpRequest, HttpResponse, MemoryStore, Outbound, OutboundError,
+    OutboundRequest, OutboundResponse, Randomness, Services,
 };
+use futures_util::stream::{self, Stream, StreamExt};
 use jwt_simple::prelude::*;
 
 pub const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
@@ -57,19 +60,131 @@ pub fn config_with(extra: &[(&str, &str)]) -> EdgeConfig {
     EdgeConfig::from_lookup(|k| vars.get(k).cloned()).unwrap()
 }
 
+/// One step of a scripted backend answer.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Bytes(Vec<u8>),
+    /// Nothing more ever arrives (the edge's timer has to end it).
+    Hang,
+    /// The connection breaks.
+    Break,
+}
+
+/// How the scripted backend answers one request.
+#[derive(Debug, Clone)]
+pub enum Script {
+    Unreachable,
+    /// The response head never comes.
+    Hang,
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        steps: Vec<Step>,
+    },
+}
+
+impl Script {
+    /// A well-formed OpenAI stream of `pieces` ending in `[DONE]`.
+    pub fn tokens(pieces: &[&str]) -> Self {
+        let mut steps = vec![Step::Bytes(
+            br#"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#
+                .to_vec(),
+        )];
+        steps.push(Step::Bytes(b"\n\n".to_vec()));
+        for piece in pieces {
+            steps.push(Step::Bytes(sse_piece(piece).into_bytes()));
+        }
+        steps.push(Step::Bytes(b"data: [DONE]\n\n".to_vec()));
+        Self::Respond {
+            status: 200,
+            headers: Vec::new(),
+            steps,
+        }
+    }
+}
+
+pub fn sse_piece(text: &str) -> String {
+    let chunk = serde_json::json!({"choices":[{"index":0,"delta":{"content":text}}]});
+    format!("data: {chunk}\n\n")
+}
+
+/// An `Outbound` that plays scripts in order and records requests. Its timer advances the
+/// harness clock and fires at once, so a `Hang` costs no real time.
+#[derive(Default)]
+pub struct ScriptedBackend {
+    pub scripts: RefCell<VecDeque<Script>>,
+    pub requests: RefCell<Vec<OutboundRequest>>,
+    pub clock: Option<std::rc::Rc<TestClock>>,
+}
+
+pub type ScriptBody = Pin<Box<dyn Stream<Item = Result<Vec<u8>, OutboundError>>>>;
+
+impl Outbound for ScriptedBackend {
+    type Body = ScriptBody;
+
+    async fn send(
+        &self,
+        request: OutboundRequest,
+    ) -> Result<OutboundResponse<Self::Body>, OutboundError> {
+        self.requests.borrow_mut().push(request);
+        let script = self
+            .scripts
+            .borrow_mut()
+            .pop_front()
+            .unwrap_or(Script::Unreachable);
+        match script {
+            Script::Unreachable => Err(OutboundError::Unreachable("connection refused".into())),
+            Script::Hang => std::future::pending().await,
+            Script::Respond {
+                status,
+                headers,
+                steps,
+            } => {
+                let body = stream::iter(steps).then(|step| async move {
+                    match step {
+                        Step::Bytes(b) => Some(Ok(b)),
+                        Step::Hang => std::future::pending().await,
+                        Step::Break => Some(Err(OutboundError::Body("connection reset".into()))),
+                    }
+                });
+                let body = body
+                    .take_while(|item| std::future::ready(item.is_some()))
+                    .filter_map(std::future::ready);
+                Ok(OutboundResponse {
+                    status,
+                    headers,
+                    body: Box::pin(body),
+                })
+            }
+        }
+    }
+
+    async fn sleep(&self, ms: u64) {
+        if let Some(clock) = &self.clock {
+            clock.0.set(clock.0.get() + ms);
+        }
+    }
+}
+
 pub struct Harness {
     pub app: EdgeApp,
     pub store: MemoryStore,
-    pub clock: TestClock,
+    pub clock: std::rc::Rc<TestClock>,
     pub random: TestRandom,
+    pub backend: ScriptedBackend,
 }
 
 impl Harness {
     pub fn new(extra: &[(&str, &str)]) -> Self {
+        let clock = std::rc::Rc::new(TestClock(Cell::new(T0_MS)));
         Self {
             app: EdgeApp::new(config_with(extra)).unwrap(),
             store: MemoryStore::new(),
-            clock: TestClock(Cell::new(T0_MS)),
+            backend: ScriptedBackend {
+                clock: Some(clock.clone()),
+                ..ScriptedBackend::default()
+            },
+            clock,
             random: TestRandom(Cell::new(42)),
         }
     }
@@ -85,8 +200,9 @@ impl Harness {
     pub fn send(&self, req: HttpRequest) -> HttpResponse {
         let svc = Services {
             store: &self.store,
-            clock: &self.clock,
+            clock: &*self.clock,
             random: &self.random,
+            outbound: &self.backend,
         };
         pollster::block_on(self.app.handle(&req, &svc))
     }

@@ -1,0 +1,225 @@
+//! Full mode: the chat sent to gpu-backend, the answer read back token by token under the
+//! edge's deadlines, and every way that can fail, so the caller can answer itself instead.
+
+pub mod breaker;
+mod tokens;
+mod turn;
+
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use crate::api::ChatContext;
+use crate::config::{BackendConfig, GenerationSettings};
+use crate::history::{Role, Turn};
+use crate::platform::{OutboundError, OutboundRequest};
+
+pub use tokens::{Piece, TokenStream};
+pub use turn::{BREAKER_KEY, BackendTurn, Generated, breaker_policy, generate, settle, start};
+
+/// The engine names reported in `model_info.inference_engine`.
+pub const VLLM_ENGINE: &str = "vLLM";
+pub const CPU_ENGINE: &str = "cpu";
+/// gpu-backend's response header naming the engine that answered.
+pub const ENGINE_HEADER: &str = "x-inference-engine";
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum BackendFailure {
+    #[error("no backend configured")]
+    NotConfigured,
+    #[error("circuit breaker open; next probe in {retry_in_ms} ms")]
+    BreakerOpen { retry_in_ms: u64 },
+    #[error(transparent)]
+    Outbound(#[from] OutboundError),
+    #[error("backend answered {status} ({code})")]
+    Status { status: u16, code: String },
+    #[error("no first token within {0} ms")]
+    FirstTokenTimeout(u64),
+    #[error("no token for {0} ms")]
+    IdleTimeout(u64),
+    #[error("answer took longer than {0} ms")]
+    TotalTimeout(u64),
+    #[error("backend reported an error mid-answer: {0}")]
+    ErrorEvent(String),
+    #[error("backend stream ended without [DONE]")]
+    Cut,
+    #[error("backend sent something other than OpenAI chunks: {0}")]
+    Garbage(String),
+    #[error("backend's answer was empty")]
+    Empty,
+    /// The edge's own store failed around the call (breaker state, history).
+    #[error("store: {0}")]
+    Store(String),
+}
+
+impl BackendFailure {
+    /// A short label for logs and counters.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotConfigured => "not_configured",
+            Self::BreakerOpen { .. } => "breaker_open",
+            Self::Outbound(OutboundError::Unreachable(_)) => "unreachable",
+            Self::Outbound(OutboundError::Body(_)) => "stream_failed",
+            Self::Outbound(OutboundError::Unsupported) => "unsupported",
+            Self::Status { .. } => "error_status",
+            Self::FirstTokenTimeout(_) => "first_token_timeout",
+            Self::IdleTimeout(_) => "idle_timeout",
+            Self::TotalTimeout(_) => "total_timeout",
+            Self::ErrorEvent(_) => "error_event",
+            Self::Cut => "stream_cut",
+            Self::Garbage(_) => "garbage",
+            Self::Empty => "empty",
+            Self::Store(_) => "store",
+        }
+    }
+
+    /// Whether this says something about the backend's health. A refused request (4xx) or
+    /// a model that produced nothing usable is the request's problem, not the backend's.
+    pub fn counts_against_backend(&self) -> bool {
+        match self {
+            Self::NotConfigured | Self::BreakerOpen { .. } | Self::Empty | Self::Store(_) => false,
+            Self::Outbound(OutboundError::Unsupported) => false,
+            Self::Status { status, code } => *status >= 500 && code != "empty_completion",
+            _ => true,
+        }
+    }
+}
+
+/// The OpenAI chat request for one turn: the stored history, the new message, and the edge's
+/// context (gpu-backend puts it into the prompt). Always streamed, so the edge sees the first
+/// token's time and a cut answer, whatever the client asked for.
+pub fn chat_request(
+    backend: &BackendConfig,
+    url: &str,
+    generation: &GenerationSettings,
+    history: &[Turn<'_>],
+    message: &str,
+    context: Option<&ChatContext>,
+) -> OutboundRequest {
+    let mut messages: Vec<Value> = history
+        .iter()
+        .map(|t| {
+            let role = match t.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            json!({"role": role, "content": t.content})
+        })
+        .collect();
+    messages.push(json!({"role": "user", "content": message}));
+    let body = json!({
+        "model": generation.model_name,
+        "messages": messages,
+        "stream": true,
+        "max_tokens": generation.max_tokens,
+        "temperature": generation.temperature,
+        "top_p": generation.top_p,
+        "top_k": generation.top_k,
+        "repetition_penalty": generation.repetition_penalty,
+        "context": context,
+    });
+    let mut headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("accept".to_owned(), "text/event-stream".to_owned()),
+    ];
+    if let Some(key) = &backend.api_key {
+        headers.push(("authorization".to_owned(), format!("Bearer {key}")));
+    }
+    OutboundRequest {
+        method: "POST",
+        url: format!("{url}/v1/chat/completions"),
+        headers,
+        body: body.to_string().into_bytes(),
+    }
+}
+
+/// gpu-backend's health endpoint, for `/api/chat/health`.
+pub fn health_request(backend: &BackendConfig, url: &str) -> OutboundRequest {
+    let mut headers = Vec::new();
+    if let Some(key) = &backend.api_key {
+        headers.push(("authorization".to_owned(), format!("Bearer {key}")));
+    }
+    OutboundRequest {
+        method: "GET",
+        url: format!("{url}/health"),
+        headers,
+        body: Vec::new(),
+    }
+}
+
+/// The engine named by gpu-backend's header; vLLM when it does not say.
+pub fn engine_from_header(value: Option<&str>) -> &'static str {
+    match value {
+        Some(v) if v.eq_ignore_ascii_case(CPU_ENGINE) => CPU_ENGINE,
+        _ => VLLM_ENGINE,
+    }
+}
+
+/// gpu-backend as `/api/chat/health` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackendHealth {
+    pub configured: bool,
+    pub reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// gpu-backend's own health document (its engines), when it sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+}
+
+/// Largest health document read from gpu-backend.
+const HEALTH_BODY_LIMIT: usize = 64 * 1024;
+
+/// Calls gpu-backend's `/health` within the first-token budget.
+pub async fn probe<O: crate::platform::Outbound>(
+    outbound: &O,
+    clock: &dyn crate::platform::Clock,
+    config: &BackendConfig,
+) -> BackendHealth {
+    use futures_util::StreamExt;
+    let Some(url) = config.url.as_deref() else {
+        return BackendHealth {
+            configured: false,
+            reachable: false,
+            status: None,
+            latency_ms: None,
+            error: None,
+            detail: None,
+        };
+    };
+    let started = clock.now_ms();
+    let budget = config.first_token_timeout_ms;
+    let work = async {
+        let mut response = outbound.send(health_request(config, url)).await?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.body.next().await {
+            body.extend_from_slice(&chunk?);
+            if body.len() > HEALTH_BODY_LIMIT {
+                break;
+            }
+        }
+        Ok::<_, OutboundError>((response.status, body))
+    };
+    let outcome = tokens::within(outbound, budget, work).await;
+    let latency_ms = Some(clock.now_ms().saturating_sub(started));
+    let (status, error, detail) = match outcome {
+        None => (
+            None,
+            Some(BackendFailure::FirstTokenTimeout(budget).to_string()),
+            None,
+        ),
+        Some(Err(e)) => (None, Some(e.to_string()), None),
+        Some(Ok((status, body))) => (Some(status), None, serde_json::from_slice(&body).ok()),
+    };
+    BackendHealth {
+        configured: true,
+        reachable: status.is_some(),
+        status,
+        latency_ms,
+        error,
+        detail,
+    }
+}
