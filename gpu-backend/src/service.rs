@@ -62,6 +62,10 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), BackendError> 
     }
 }
 
+/// Response header naming the engine that answered; the edge reads it.
+const ENGINE_HEADER: &str = "x-inference-engine";
+const VLLM_ENGINE_NAME: &str = "vLLM";
+
 fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -182,7 +186,7 @@ async fn chat_completions(
                 .observe_first_token(started.elapsed().as_secs_f64());
             tracing::debug!(server = %generation.server, "generation started");
             let id = format!("chatcmpl-{:x}{:x}", now_s(), started.elapsed().as_nanos());
-            if req.stream {
+            let mut response = if req.stream {
                 let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
                 stream_response(
                     state,
@@ -195,7 +199,13 @@ async fn chat_completions(
                 .into_response()
             } else {
                 whole_response(&state, generation.pieces, id, started, prepared).await
-            }
+            };
+            // The edge reports which engine answered (`model_info.inference_engine`).
+            response.headers_mut().insert(
+                ENGINE_HEADER,
+                axum::http::HeaderValue::from_static(VLLM_ENGINE_NAME),
+            );
+            response
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod logging;
 mod object;
+mod outbound;
 mod platform;
 mod records;
 mod store;

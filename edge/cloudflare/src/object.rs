@@ -2,10 +2,16 @@
 //! that place's history and rate-limit state and running the core for requests placed here.
 
 use std::cell::OnceCell;
+use std::rc::Rc;
 
-use edge_core::{ApiError, Clock, EdgeApp, EdgeConfig, HttpResponse, Services};
+use edge_core::{
+    ApiError, BodySink, Clock, EdgeApp, EdgeConfig, HttpResponse, Served, Services, SinkClosed,
+    StreamingTurn,
+};
+use futures_channel::mpsc;
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
+use crate::outbound::WorkerOutbound;
 use crate::platform::{WorkerClock, WorkerRandom, to_core_request, to_worker_response};
 use crate::records::Records;
 use crate::store::{ObjectStore, StoreOp, serve};
@@ -15,10 +21,11 @@ use crate::{BENCH_OBJECT, CLIENT_ADDR_HEADER, FORWARD_PREFIX, PLACE_HEADER, STOR
 pub struct ConversationObject {
     env: Env,
     /// This object's records; an error (the database could not be opened) answers 503.
-    records: std::result::Result<Records, HttpResponse>,
+    /// Shared with streamed answers, which outlive the `fetch` call that started them.
+    records: std::result::Result<Rc<Records>, HttpResponse>,
     /// Built on first use: a configuration error becomes the 500 answer to every request,
     /// not a crashed object.
-    app: OnceCell<std::result::Result<EdgeApp, HttpResponse>>,
+    app: OnceCell<std::result::Result<Rc<EdgeApp>, HttpResponse>>,
 }
 
 /// Reads a variable from `[vars]` or a secret (`.dev.vars` locally, `wrangler secret` in
@@ -31,10 +38,11 @@ fn lookup(env: &Env, name: &str) -> Option<String> {
 }
 
 impl ConversationObject {
-    fn app(&self) -> &std::result::Result<EdgeApp, HttpResponse> {
+    fn app(&self) -> &std::result::Result<Rc<EdgeApp>, HttpResponse> {
         self.app.get_or_init(|| {
             EdgeConfig::from_lookup(|name| lookup(&self.env, name))
                 .and_then(EdgeApp::new)
+                .map(Rc::new)
                 .map_err(|e| {
                     let error = ApiError::from(e);
                     tracing::error!(%error, "configuration error");
@@ -47,8 +55,9 @@ impl ConversationObject {
 impl DurableObject for ConversationObject {
     fn new(state: State, env: Env) -> Self {
         logging::init();
-        let records =
-            Records::open(state.storage().sql()).map_err(|e| ApiError::from(e).to_response());
+        let records = Records::open(state.storage().sql())
+            .map(Rc::new)
+            .map_err(|e| ApiError::from(e).to_response());
         Self {
             env,
             records,
@@ -89,17 +98,63 @@ impl DurableObject for ConversationObject {
             Ok(app) => app,
             Err(response) => return to_worker_response(response.clone()),
         };
-        let store = ObjectStore {
-            records,
-            now_ms: WorkerClock.now_ms(),
-            env: &self.env,
-            place: &place,
+        let store = ObjectStore::new(records, &self.env, &place);
+        let services = services(&store);
+        match app.serve(&core_request, &services).await {
+            Served::Whole(response) => to_worker_response(response),
+            Served::Stream(turn) => {
+                self.start_stream(Rc::clone(app), Rc::clone(records), place, turn)
+            }
+        }
+    }
+}
+
+/// The platform's services around this object's store.
+fn services<'a>(store: &'a ObjectStore<'a>) -> Services<'a, ObjectStore<'a>, WorkerOutbound> {
+    Services {
+        store,
+        clock: &WorkerClock,
+        random: &WorkerRandom,
+        outbound: &WorkerOutbound,
+    }
+}
+
+/// The client's response body: chunks go through a channel into the streamed `Response`.
+struct ChannelSink(mpsc::UnboundedSender<Result<Vec<u8>>>);
+
+impl BodySink for ChannelSink {
+    async fn send(&mut self, chunk: Vec<u8>) -> std::result::Result<(), SinkClosed> {
+        self.0.unbounded_send(Ok(chunk)).map_err(|_| SinkClosed)
+    }
+}
+
+impl ConversationObject {
+    /// Returns the streamed response at once and produces its body in a task of its own:
+    /// the answer outlives this `fetch` call, so the task owns what it uses.
+    fn start_stream(
+        &self,
+        app: Rc<EdgeApp>,
+        records: Rc<Records>,
+        place: String,
+        turn: StreamingTurn,
+    ) -> Result<Response> {
+        let (sender, receiver) = mpsc::unbounded();
+        let head = HttpResponse {
+            body: Vec::new(),
+            ..turn.head.clone()
         };
-        let services = Services {
-            store: &store,
-            clock: &WorkerClock,
-            random: &WorkerRandom,
-        };
-        to_worker_response(app.handle(&core_request, &services).await)
+        let env = self.env.clone();
+        worker::wasm_bindgen_futures::spawn_local(async move {
+            let store = ObjectStore::new(&records, &env, &place);
+            app.stream(turn, &services(&store), &mut ChannelSink(sender))
+                .await;
+        });
+        let headers = worker::Headers::new();
+        for (name, value) in &head.headers {
+            headers.append(name, value)?;
+        }
+        Ok(Response::from_stream(receiver)?
+            .with_status(head.status)
+            .with_headers(headers))
     }
 }

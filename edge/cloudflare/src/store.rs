@@ -24,6 +24,17 @@ pub struct ObjectStore<'a> {
     pub place: &'a str,
 }
 
+impl<'a> ObjectStore<'a> {
+    pub fn new(records: &'a Records, env: &'a Env, place: &'a str) -> Self {
+        Self {
+            records,
+            now_ms: edge_core::Clock::now_ms(&crate::platform::WorkerClock),
+            env,
+            place,
+        }
+    }
+}
+
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -129,10 +140,10 @@ impl ObjectStore<'_> {
 
 impl ConversationStore for ObjectStore<'_> {
     async fn get(&self, key: StoreKey<'_>) -> Result<Option<Vec<u8>>, StoreError> {
-        let place = place_of(key);
-        if place == self.place {
-            return self.records.get(&key.flat(), self.now_ms);
-        }
+        let place = match place_of(key) {
+            Some(place) if place != self.place => place,
+            _ => return self.records.get(&key.flat(), self.now_ms),
+        };
         let reply = self
             .remote(&place, &StoreOp::Get { key: key.flat() })
             .await?;
@@ -144,13 +155,15 @@ impl ConversationStore for ObjectStore<'_> {
         key: StoreKey<'_>,
         apply: &mut dyn FnMut(Option<&[u8]>) -> StoreWrite,
     ) -> Result<(), StoreError> {
-        let place = place_of(key);
         let flat = key.flat();
-        if place == self.place {
-            let current = self.records.get(&flat, self.now_ms)?;
-            let write = apply(current.as_deref());
-            return self.records.write(&flat, write, self.now_ms);
-        }
+        let place = match place_of(key) {
+            Some(place) if place != self.place => place,
+            _ => {
+                let current = self.records.get(&flat, self.now_ms)?;
+                let write = apply(current.as_deref());
+                return self.records.write(&flat, write, self.now_ms);
+            }
+        };
         let mut current = unb64(
             self.remote(&place, &StoreOp::Get { key: flat.clone() })
                 .await?

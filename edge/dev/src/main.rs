@@ -133,6 +133,9 @@ fn serve(server: &tiny_http::Server, app: &EdgeApp, store: &MemoryStore, max_bod
         store,
         clock: &SystemClock,
         random: &OsRandom,
+        // The dev server drives the core with pollster: no outbound HTTP, so full mode
+        // answers with the minimal fallback here.
+        outbound: &edge_core::Offline,
     };
     while let Ok(mut request) = server.recv() {
         let mut body = Vec::new();

@@ -5,11 +5,16 @@
 use std::sync::Once;
 
 use edge_core::system::{OsRandom, SystemClock};
-use edge_core::{ApiError, EdgeApp, EdgeConfig, HttpRequest, HttpResponse, Services};
-use spin_sdk::http::{Request, Response};
+use edge_core::{
+    ApiError, BodySink, EdgeApp, EdgeConfig, HttpRequest, HttpResponse, Served, Services,
+    SinkClosed,
+};
+use futures_util::{Sink, SinkExt};
+use spin_sdk::http::{Fields, OutgoingResponse, Request, ResponseOutparam};
 use spin_sdk::http_component;
 
 use crate::config::lookup;
+use crate::outbound::SpinOutbound;
 use crate::store::KeyValueStore;
 
 /// The key-value store label in spin.toml.
@@ -20,26 +25,49 @@ const CLIENT_ADDR_HEADER: &str = "spin-client-addr";
 const BENCH_EMPTY: &str = "/bench/empty";
 
 #[http_component]
-async fn handle(req: Request) -> Response {
+async fn handle(req: Request, out: ResponseOutparam) {
     init_logging();
     if req.path() == BENCH_EMPTY && lookup("EDGE_BENCH_ROUTES").as_deref() == Some("true") {
-        return Response::new(200, ());
+        let empty = HttpResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        return send_whole(out, empty).await;
     }
     // Spin gives each request a fresh instance, so configuration is read per request.
     let app = match EdgeConfig::from_lookup(lookup).and_then(EdgeApp::new) {
         Ok(app) => app,
-        Err(e) => return unavailable(ApiError::from(e)),
+        Err(e) => return unavailable(out, ApiError::from(e)).await,
     };
     let store = match KeyValueStore::open(STORE_LABEL) {
         Ok(store) => store,
-        Err(e) => return unavailable(ApiError::from(e)),
+        Err(e) => return unavailable(out, ApiError::from(e)).await,
     };
     let services = Services {
         store: &store,
         clock: &SystemClock,
         random: &OsRandom,
+        outbound: &SpinOutbound,
     };
-    to_spin_response(app.handle(&to_core_request(req), &services).await)
+    match app.serve(&to_core_request(req), &services).await {
+        Served::Whole(response) => send_whole(out, response).await,
+        Served::Stream(turn) => {
+            let response = outgoing(&turn.head);
+            let mut body = ChunkSink(response.take_body());
+            out.set(response);
+            app.stream(turn, &services, &mut body).await;
+        }
+    }
+}
+
+/// The response body as the core's sink: each chunk is written and flushed as it comes.
+struct ChunkSink<K>(K);
+
+impl<K: Sink<Vec<u8>> + Unpin> BodySink for ChunkSink<K> {
+    async fn send(&mut self, chunk: Vec<u8>) -> Result<(), SinkClosed> {
+        self.0.send(chunk).await.map_err(|_| SinkClosed)
+    }
 }
 
 fn to_core_request(req: Request) -> HttpRequest {
@@ -74,19 +102,32 @@ fn strip_port(addr: &str) -> &str {
     }
 }
 
-fn to_spin_response(response: HttpResponse) -> Response {
-    let mut builder = Response::builder();
-    builder.status(response.status);
-    for (name, value) in response.headers {
-        builder.header(name, value);
+/// The response head (status and headers) in wasi-http's terms.
+fn outgoing(head: &HttpResponse) -> OutgoingResponse {
+    let entries: Vec<(String, Vec<u8>)> = head
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
+        .collect();
+    // The core only makes valid header names and values; should one ever be refused, the
+    // response still goes out, without headers, rather than not at all.
+    let fields = Fields::from_list(&entries).unwrap_or_else(|_| Fields::new());
+    let response = OutgoingResponse::new(fields);
+    let _ = response.set_status_code(head.status);
+    response
+}
+
+async fn send_whole(out: ResponseOutparam, response: HttpResponse) {
+    let head = outgoing(&response);
+    if let Err(e) = out.set_with_body(head, response.body).await {
+        tracing::warn!(error = ?e, "response body not delivered");
     }
-    builder.body(response.body).build()
 }
 
 /// A failure before the core could run, in the API's error shape.
-fn unavailable(error: ApiError) -> Response {
+async fn unavailable(out: ResponseOutparam, error: ApiError) {
     tracing::error!(%error, "edge unavailable");
-    to_spin_response(error.to_response())
+    send_whole(out, error.to_response()).await
 }
 
 static LOGGING: Once = Once::new();

@@ -5,6 +5,7 @@
 
 mod config;
 mod entry;
+mod outbound;
 mod store;
 
 pub use store::KeyValueStore;
