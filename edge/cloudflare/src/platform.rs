@@ -89,7 +89,11 @@ pub fn forward_request(req: &Request, prefix: &str) -> Result<Forwarded> {
     };
     let mut init = RequestInit::new();
     init.with_method(req.method()).with_headers(out);
-    if let Some(body) = req.inner().body() {
+    // A GET or HEAD may arrive with an empty body stream (a client sent `Content-Length: 0`);
+    // a Request with those methods must not have one.
+    if !matches!(req.method(), Method::Get | Method::Head)
+        && let Some(body) = req.inner().body()
+    {
         init.with_body(Some(body.into()));
     }
     Ok(Forwarded {
