@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod client;
+pub mod faulty;
 pub mod load;
 pub mod local;
 pub mod suite;

@@ -139,6 +139,8 @@ pub struct Backend {
     pub port: u16,
     pub key: String,
     pub process: Process,
+    command: Vec<(String, String)>,
+    binary: PathBuf,
 }
 
 impl Backend {
@@ -162,41 +164,60 @@ impl Backend {
         );
         let port = free_port();
         let key = format!("backend-key-{port}");
-        let mut cmd = Command::new(binary);
-        cmd.env("BACKEND_LISTEN", format!("127.0.0.1:{port}"))
-            .env("BACKEND_API_KEY", &key)
-            .env("VLLM_SERVER_URL", vllm_urls.join(","))
-            .env("CHAT_MODEL_NAME", MODEL)
-            .env("VLLM_MAX_MODEL_LEN", MAX_MODEL_LEN.to_string())
-            .env("CHAT_MAX_TOKENS", "16")
+        let mut command: Vec<(String, String)> = [
+            ("BACKEND_LISTEN", format!("127.0.0.1:{port}")),
+            ("BACKEND_API_KEY", key.clone()),
+            ("VLLM_SERVER_URL", vllm_urls.join(",")),
+            ("CHAT_MODEL_NAME", MODEL.to_owned()),
+            ("VLLM_MAX_MODEL_LEN", MAX_MODEL_LEN.to_string()),
+            ("CHAT_MAX_TOKENS", "16".to_owned()),
             // Requests may lower it; the random model needs a high one to say words at all.
-            .env("CHAT_TEMPERATURE", "2.0")
-            .env("BACKEND_HEALTH_INTERVAL_MS", "500")
-            .env("VLLM_EXTRA_ARGS", "--enforce-eager")
-            .env("VLLM_CPU_KVCACHE_SPACE", "1")
-            .env("HF_HUB_OFFLINE", "1");
+            ("CHAT_TEMPERATURE", "2.0".to_owned()),
+            ("BACKEND_HEALTH_INTERVAL_MS", "500".to_owned()),
+            ("VLLM_EXTRA_ARGS", "--enforce-eager".to_owned()),
+            ("VLLM_CPU_KVCACHE_SPACE", "1".to_owned()),
+            ("HF_HUB_OFFLINE", "1".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
         // The model's tokenizer and the supervisor's Python, where the suite has them.
-        if let Some(model) = std::env::var_os("EINDR_TINY_MODEL") {
-            cmd.env("VLLM_MODEL_PATH", model);
+        for (var, name) in [
+            ("EINDR_TINY_MODEL", "VLLM_MODEL_PATH"),
+            ("EINDR_VLLM_PYTHON", "VLLM_PYTHON"),
+        ] {
+            if let Some(value) = std::env::var_os(var) {
+                command.push((name.to_owned(), value.to_string_lossy().into_owned()));
+            }
         }
-        if let Some(python) = std::env::var_os("EINDR_VLLM_PYTHON") {
-            cmd.env("VLLM_PYTHON", python);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let backend = Self {
+        command.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let mut backend = Self {
             port,
             key,
-            process: Process::spawn(cmd),
+            process: Process { child: None },
+            command,
+            binary: binary.to_path_buf(),
         };
+        backend.spawn();
+        backend
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(&self.binary);
+        cmd.envs(self.command.iter().map(|(k, v)| (k, v)));
+        self.process = Process::spawn(cmd);
         // Up means serving, whatever the engines' state (health answers 503 while they boot).
         let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "gpu-backend did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
-        backend
+    }
+
+    /// Starts it again after a kill, on the same port with the same settings.
+    pub fn restart(&mut self) {
+        self.process.kill();
+        self.spawn();
     }
 
     pub fn url(&self) -> String {

@@ -27,12 +27,14 @@ fn main() -> ExitCode {
         Some("build-worker") => build_worker(),
         Some("build-spin") => build_spin(),
         Some("dev-spin") => dev_spin(),
+        Some("dev-full") => dev_full(),
         Some("bench") => bench(),
         Some("bench-edge") => bench_edge(&args[1..]),
         Some("bench-backend") => bench_backend(&args[1..]),
+        Some("bench-full") => bench_full(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev | dev-spin | dev-native [edge-dev args] | test | bench | bench-edge [workerd|spin] [seconds] | bench-backend [seconds] | build-worker | build-spin>"
+                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [edge-dev args] | test | bench | bench-edge [workerd|spin] [seconds] | bench-backend [seconds] | bench-full [requests] | build-worker | build-spin>"
             );
             return ExitCode::from(2);
         }
@@ -105,17 +107,78 @@ fn dev() -> Result<(), String> {
     let secret = dev_secret()?;
     let token = dev_token(&secret)?;
     print_dev_curl(8787, &token);
-    run(Command::new(root().join("node_modules/.bin/wrangler"))
-        .current_dir(root())
-        .args([
-            "dev",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            "8787",
-            "--persist-to",
-            ".wrangler/state",
-        ]))
+    run(&mut wrangler_dev())
+}
+
+/// `wrangler dev` on 127.0.0.1:8787 with state persisted under `.wrangler/state`.
+fn wrangler_dev() -> Command {
+    let mut wrangler = Command::new(root().join("node_modules/.bin/wrangler"));
+    wrangler.current_dir(root()).args([
+        "dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        "8787",
+        "--persist-to",
+        ".wrangler/state",
+    ]);
+    wrangler
+}
+
+/// Full mode locally: gpu-backend supervising vLLM (the tiny random BLOOM, or the model in
+/// `VLLM_MODEL_PATH`), and the worker on `wrangler dev` forwarding to it.
+fn dev_full() -> Result<(), String> {
+    build_worker()?;
+    run(cargo().args(["build", "--release", "-p", "gpu-backend"]))?;
+    let python = ensure_vllm()?;
+    let (model, max_model_len, temperature) = match env::var_os("VLLM_MODEL_PATH") {
+        Some(path) => (PathBuf::from(path), "2048", "0.7"),
+        // The random weights say words only when sampled hot.
+        None => (ensure_tiny_model(&python, &test_data_dir())?, "512", "2.0"),
+    };
+    let secret = dev_secret()?;
+    let backend_key = format!("dev-backend-{}", secret.get(..16).unwrap_or(&secret));
+    let token = dev_token(&secret)?;
+    let mut backend = Command::new(root().join("target/release/gpu-backend"))
+        .env("BACKEND_LISTEN", "127.0.0.1:8000")
+        .env("BACKEND_API_KEY", &backend_key)
+        .env("VLLM_AUTOSTART", "true")
+        .env("VLLM_SERVER_PORT", "8001")
+        .env("VLLM_SERVER_URL", "http://127.0.0.1:8001")
+        .env("VLLM_MODEL_PATH", &model)
+        .env("VLLM_PYTHON", &python)
+        .env("VLLM_MAX_MODEL_LEN", max_model_len)
+        .env("CHAT_TEMPERATURE", temperature)
+        .env("HF_HUB_OFFLINE", "1")
+        .spawn()
+        .map_err(|e| format!("gpu-backend: {e}"))?;
+    println!(
+        "
+full mode: edge :8787 → gpu-backend :8000 → vLLM :8001 (vLLM takes a minute or two to start;
+until then turns fall back to minimal mode). Streaming:
+  curl -N http://127.0.0.1:8787/api/chat/respond \\
+    -H 'authorization: Bearer {token}' -H 'content-type: application/json' \\
+    -H 'accept: text/event-stream' -d '{{\"message\":\"Tell me about the weather\"}}'
+"
+    );
+    let vars = [
+        ("MINIMAL_MODE", "false".to_owned()),
+        ("BACKEND_URL", "http://127.0.0.1:8000".to_owned()),
+        ("BACKEND_API_KEY", backend_key),
+        ("VLLM_MAX_MODEL_LEN", max_model_len.to_owned()),
+        ("CHAT_TEMPERATURE", temperature.to_owned()),
+    ];
+    let mut wrangler = wrangler_dev();
+    for (name, value) in &vars {
+        wrangler.arg("--var").arg(format!("{name}:{value}"));
+    }
+    let served = run(&mut wrangler);
+    // gpu-backend stops the vLLM it started when it is told to stop.
+    let _ = Command::new("kill")
+        .args(["-s", "TERM", "--", &backend.id().to_string()])
+        .status();
+    let _ = backend.wait();
+    served
 }
 
 /// The development HS256 secret in `.dev.vars` (wrangler reads it there), made on first use.
@@ -567,6 +630,19 @@ fn bench_backend(extra: &[String]) -> Result<(), String> {
     let python = ensure_vllm()?;
     let model = ensure_tiny_model(&python, &test_data_dir())?;
     run(load_driver("backend_load", extra)
+        .env("EINDR_VLLM_PYTHON", &python)
+        .env("EINDR_TINY_MODEL", &model))
+}
+
+/// Full mode's time to first token through edge + gpu-backend vs vLLM directly, and its
+/// throughput.
+fn bench_full(extra: &[String]) -> Result<(), String> {
+    ensure_wrk()?;
+    build_worker()?;
+    run(cargo().args(["build", "--release", "-p", "gpu-backend", "--bins"]))?;
+    let python = ensure_vllm()?;
+    let model = ensure_tiny_model(&python, &test_data_dir())?;
+    run(load_driver("full_bench", extra)
         .env("EINDR_VLLM_PYTHON", &python)
         .env("EINDR_TINY_MODEL", &model))
 }

@@ -1,0 +1,192 @@
+//! Full mode's cost: `cargo xtask bench-full [requests]`.
+//!
+//! In one run on 127.0.0.1, with the real vLLM on the tiny model, gpu-backend, and the worker
+//! on workerd (Miniflare): time to first token straight from vLLM (`/v1/completions`, the
+//! prompt gpu-backend would build) and through edge + gpu-backend (`/api/chat/respond`,
+//! streamed), one request at a time, alternating; p50/p99 of both and the difference. Then
+//! full mode's throughput with wrk (non-streamed turns through the whole chain).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use e2e::Runtime;
+use e2e::client::Client;
+use e2e::load::{LoadShape, post_script, wrk};
+use e2e::local::{Launcher, LocalRuntime};
+use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, Vllm, wait_healthy};
+
+const QUESTION: &str = "Can you help me plan my day?";
+
+/// Reads SSE lines until `is_first` accepts a `data:` payload; the time since `started`.
+fn first_event(
+    reader: impl std::io::Read,
+    started: Instant,
+    is_first: impl Fn(&serde_json::Value) -> bool,
+) -> Option<Duration> {
+    for line in BufReader::new(reader).lines() {
+        let line = line.ok()?;
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        if data == "[DONE]" {
+            return None;
+        }
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(data)
+            && is_first(&value)
+        {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let requests: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+
+    let vllm = Vllm::start();
+    vllm.wait();
+    // The release build, as operators run it (`cargo xtask bench-full` builds it).
+    let backend = Backend::start_binary(
+        &e2e::repo_root().join("target/release/gpu-backend"),
+        &[vllm.url()],
+        &[],
+    );
+    wait_healthy(
+        &format!("{}/health", backend.url()),
+        Duration::from_secs(60),
+        "gpu-backend",
+    );
+    let max_len = MAX_MODEL_LEN.to_string();
+    let edge = LocalRuntime::start(
+        Launcher::Miniflare,
+        "bench-full",
+        &[
+            ("MINIMAL_MODE", "false"),
+            ("BACKEND_URL", &backend.url()),
+            ("BACKEND_API_KEY", &backend.key),
+            ("BACKEND_FIRST_TOKEN_TIMEOUT_MS", "20000"),
+            ("CHAT_MODEL_NAME", MODEL),
+            ("CHAT_TEMPERATURE", "2.0"),
+            ("CHAT_MAX_TOKENS", "16"),
+            ("VLLM_MAX_MODEL_LEN", &max_len),
+            ("RATE_LIMIT_PER_MINUTE", "1000000"),
+            ("RATE_LIMIT_BURST", "1000000"),
+            // Each timed turn starts from an empty history, like the direct prompt.
+            ("HISTORY_MAX_TURNS", "2"),
+        ],
+    );
+    let client = Client::new(&edge.base_url(), edge.secret());
+    let prompt = format!(
+        "You are Eindr, a friendly voice assistant. Answer in one or two short, spoken sentences.\nUser: {QUESTION}\nAssistant:"
+    );
+    let direct_body = serde_json::json!({
+        "model": MODEL, "prompt": prompt, "max_tokens": 16, "temperature": 2.0, "top_p": 0.9,
+        "top_k": 50, "repetition_penalty": 1.1, "stream": true,
+    });
+    let mut direct = Vec::new();
+    let mut chain = Vec::new();
+    for i in 0..requests + 5 {
+        let started = Instant::now();
+        let mut r = agent
+            .post(&format!("{}/v1/completions", vllm.url()))
+            .send_json(&direct_body)
+            .unwrap();
+        let d = first_event(r.body_mut().as_reader(), started, |v| {
+            v["choices"][0]["text"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        });
+        let started = Instant::now();
+        let token = client.token(&format!("bench-{}", i % 8));
+        let mut r = agent
+            .post(&format!("{}/api/chat/respond", edge.base_url()))
+            .header("authorization", &format!("Bearer {token}"))
+            .header("accept", "text/event-stream")
+            .send_json(serde_json::json!({"message": QUESTION}))
+            .unwrap();
+        let mut through_model = true;
+        let c = first_event(r.body_mut().as_reader(), started, |v| {
+            v.get("delta").is_some()
+        });
+        // Read on to the summary: a turn the edge answered itself is not a model's first token.
+        let _ = std::io::copy(&mut r.body_mut().as_reader(), &mut std::io::sink());
+        if i < 5 {
+            continue; // warm-up
+        }
+        if let (Some(d), Some(c)) = (d, c) {
+            direct.push(d.as_secs_f64() * 1000.0);
+            chain.push(c.as_secs_f64() * 1000.0);
+        } else {
+            through_model = false;
+        }
+        if !through_model {
+            eprintln!("request {i}: no first token on one path; left out");
+        }
+    }
+    direct.sort_by(f64::total_cmp);
+    chain.sort_by(f64::total_cmp);
+    println!(
+        "\ntime to first token, {} requests one at a time on 127.0.0.1 (tiny BLOOM on vLLM-CPU)",
+        direct.len()
+    );
+    println!("{:<34} {:>9} {:>9}", "path", "p50 ms", "p99 ms");
+    println!(
+        "{:<34} {:>9.2} {:>9.2}",
+        "vLLM /v1/completions directly",
+        percentile(&direct, 50.0),
+        percentile(&direct, 99.0)
+    );
+    println!(
+        "{:<34} {:>9.2} {:>9.2}",
+        "edge (workerd) → gpu-backend → vLLM",
+        percentile(&chain, 50.0),
+        percentile(&chain, 99.0)
+    );
+    println!(
+        "added by the chain: p50 {:+.2} ms, p99 {:+.2} ms (target: p50 < 5 ms)",
+        percentile(&chain, 50.0) - percentile(&direct, 50.0),
+        percentile(&chain, 99.0) - percentile(&direct, 99.0)
+    );
+
+    let token = client.token("bench-throughput");
+    let script = post_script(
+        "full-mode",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &format!("Bearer {token}")),
+        ],
+        &serde_json::json!({"message": QUESTION}).to_string(),
+    );
+    let shape = LoadShape {
+        threads: 2,
+        connections: 8,
+        duration: Duration::from_secs(15),
+    };
+    let result = wrk(
+        &format!("{}/api/chat/respond", edge.base_url()),
+        Some(&script),
+        shape,
+    );
+    println!(
+        "\nfull mode throughput (wrk -t2 -c8 -d15s, non-streamed turns, one user): {:.1} req/s, p50 {:.1} ms, p99 {:.1} ms, {} requests, {} failures",
+        result.requests_per_s, result.p50_ms, result.p99_ms, result.requests, result.failures
+    );
+}
