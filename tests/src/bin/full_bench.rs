@@ -97,9 +97,14 @@ fn main() {
     let prompt = format!(
         "You are Eindr, a friendly voice assistant. Answer in one or two short, spoken sentences.\nUser: {QUESTION}\nAssistant:"
     );
+    // The request gpu-backend sends for this turn (its template's stop sequences and usage
+    // included: vLLM holds text back while it could still be a stop sequence, ~3 ms of first
+    // token here), so both paths ask vLLM for the same work.
     let direct_body = serde_json::json!({
         "model": MODEL, "prompt": prompt, "max_tokens": 16, "temperature": 2.0, "top_p": 0.9,
         "top_k": 50, "repetition_penalty": 1.1, "stream": true,
+        "stop": ["\nUser:", "\nAssistant:", "\nSystem:"],
+        "stream_options": {"include_usage": true},
     });
     let backend_body = serde_json::json!({
         "model": MODEL, "messages": [{"role": "user", "content": QUESTION}], "stream": true,
