@@ -56,11 +56,7 @@ fn turn(client: &Client, user: &str, message: &str, what: &str) -> Answer {
         "{what}: empty reply {}",
         answer.body
     );
-    let history = client.get(&format!("/api/chat/history/{user}"), &client.token(user));
-    let messages = history.body["messages"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{what}: history {} {}", history.status, history.body));
-    let last = messages.last().unwrap();
+    let last = last_message(client, user);
     assert_eq!(last["role"], "assistant", "{what}");
     assert_eq!(
         last["content"], answer.body["response"],
@@ -83,6 +79,15 @@ fn sse_data(body: &str) -> Vec<String> {
         .filter_map(|frame| frame.trim_start().strip_prefix("data: "))
         .map(str::to_owned)
         .collect()
+}
+
+/// The newest message in `user`'s history.
+fn last_message(client: &Client, user: &str) -> serde_json::Value {
+    let history = client.get(&format!("/api/chat/history/{user}"), &client.token(user));
+    let messages = history.body["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{user}: history {} {}", history.status, history.body));
+    messages.last().unwrap().clone()
 }
 
 /// A streamed turn: deltas, a summary, `[DONE]`; history holds the deltas.
@@ -129,13 +134,7 @@ fn streamed_turn(edge: &LocalRuntime, client: &Client, user: &str, name: &str) {
         .collect();
     assert_eq!(summary["done"], true, "{name}");
     assert_eq!(summary["response"].as_str().unwrap(), text.trim(), "{name}");
-    let history = client.get(&format!("/api/chat/history/{user}"), &client.token(user));
-    let last = history.body["messages"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
+    let last = last_message(client, user);
     assert_eq!(last["content"], summary["response"], "{name}");
     if summary["fallback_used"] == false {
         assert!(
@@ -166,13 +165,7 @@ fn openai_sdk_turn(edge: &LocalRuntime, client: &Client, user: &str, name: &str)
         !result["text"].as_str().unwrap().trim().is_empty(),
         "{name}: {result}"
     );
-    let history = client.get(&format!("/api/chat/history/{user}"), &client.token(user));
-    let last = history.body["messages"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
+    let last = last_message(client, user);
     assert_eq!(
         last["content"].as_str().unwrap(),
         result["text"].as_str().unwrap().trim(),
