@@ -117,32 +117,46 @@ pub fn chat_request(
         "repetition_penalty": generation.repetition_penalty,
         "context": context,
     });
-    let mut headers = vec![
+    let headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
         ("accept".to_owned(), "text/event-stream".to_owned()),
     ];
-    if let Some(key) = &backend.api_key {
-        headers.push(("authorization".to_owned(), format!("Bearer {key}")));
-    }
-    OutboundRequest {
-        method: "POST",
-        url: format!("{url}/v1/chat/completions"),
+    authorized(
+        backend,
+        "POST",
+        format!("{url}/v1/chat/completions"),
         headers,
-        body: body.to_string().into_bytes(),
-    }
+        body.to_string().into_bytes(),
+    )
 }
 
 /// gpu-backend's health endpoint, for `/api/chat/health`.
 pub fn health_request(backend: &BackendConfig, url: &str) -> OutboundRequest {
-    let mut headers = Vec::new();
+    authorized(
+        backend,
+        "GET",
+        format!("{url}/health"),
+        Vec::new(),
+        Vec::new(),
+    )
+}
+
+/// A request to gpu-backend, with its API key when one is configured.
+fn authorized(
+    backend: &BackendConfig,
+    method: &'static str,
+    url: String,
+    mut headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> OutboundRequest {
     if let Some(key) = &backend.api_key {
         headers.push(("authorization".to_owned(), format!("Bearer {key}")));
     }
     OutboundRequest {
-        method: "GET",
-        url: format!("{url}/health"),
+        method,
+        url,
         headers,
-        body: Vec::new(),
+        body,
     }
 }
 
