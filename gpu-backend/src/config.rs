@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::engine::Timeouts;
+use crate::engine::{EngineChoice, Timeouts};
 
 #[derive(Debug, Clone, Parser)]
 #[command(about = "eindr-chat GPU backend: OpenAI-compatible chat over vLLM serving BLOOM")]
@@ -45,6 +45,17 @@ pub struct Args {
     pub total_timeout_ms: u64,
     #[arg(long, env = "BACKEND_HEALTH_INTERVAL_MS", default_value_t = 2_000)]
     pub health_interval_ms: u64,
+    /// Which engines serve: vLLM then the CPU engine (auto), vLLM only, or the CPU engine only.
+    #[arg(long, env = "ENGINE", value_enum, default_value_t = EngineChoice::Auto)]
+    pub engine: EngineChoice,
+    /// The CPU engine's model: a directory made by `models/export_bloom_onnx.py`
+    /// (`model.onnx`, its data, `tokenizer.json`, `config.json`). Without it there is no CPU
+    /// engine in auto mode.
+    #[arg(long, env = "CPU_MODEL_PATH")]
+    pub cpu_model_path: Option<PathBuf>,
+    /// Threads for the CPU engine's matrix products (default: every core).
+    #[arg(long, env = "CPU_THREADS")]
+    pub cpu_threads: Option<usize>,
     /// Start and supervise vLLM (`python -m vllm.entrypoints.openai.api_server`).
     #[arg(long, env = "VLLM_AUTOSTART", default_value_t = false)]
     pub vllm_autostart: bool,

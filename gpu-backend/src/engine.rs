@@ -1,8 +1,12 @@
-//! The vLLM servers behind the backend (`VLLM_SERVER_URL`, comma-separated): each request goes
-//! to the least busy healthy server; one that fails a request or its health check is taken
-//! out until a health check passes again. A request that fails before its first token is
-//! tried on the next server; once tokens have been sent it is not (the caller ends the stream
-//! with an error instead).
+//! The engines behind the backend, in the order they are tried: the vLLM servers
+//! (`VLLM_SERVER_URL`, comma-separated), then the CPU engine when one is loaded.
+//!
+//! Each request goes to the least busy healthy vLLM server; one that fails a request or its
+//! health check is taken out until a health check passes again. A request that fails before
+//! its first token is tried on the next server, and when no server can take it, on the CPU
+//! engine; once tokens have been sent it is not (the caller ends the stream with an error
+//! instead). A vLLM server that passes its health check again takes the next request: the
+//! switch back needs nothing but the check.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,9 +16,25 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
+use crate::cpu::{CpuEngine, GenerationSpec, SamplingParams};
 use crate::error::BackendError;
 use crate::metrics::Metrics;
 use crate::sse::{Piece, pieces};
+
+/// `x-inference-engine` and `/health` names of the engines.
+pub const VLLM_ENGINE: &str = "vLLM";
+pub const CPU_ENGINE: &str = "cpu";
+
+/// Which engines serve (`ENGINE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineChoice {
+    /// vLLM, and the CPU engine when vLLM cannot answer and `CPU_MODEL_PATH` is set.
+    Auto,
+    /// vLLM only.
+    Vllm,
+    /// The CPU engine only (no GPU on this host).
+    Cpu,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -67,22 +87,35 @@ impl Drop for InFlight {
     }
 }
 
+/// The CPU engine and its one slot: a generation uses every core's share of memory
+/// bandwidth, so requests take turns (waiting counts against the first-token deadline).
+struct CpuSlot {
+    engine: Arc<CpuEngine>,
+    turn: Arc<tokio::sync::Semaphore>,
+}
+
 pub struct Engines {
     servers: Vec<Arc<Server>>,
+    cpu: Option<CpuSlot>,
     client: reqwest::Client,
     timeouts: Timeouts,
     metrics: Arc<Metrics>,
 }
 
+type Pieces = BoxStream<'static, Result<Piece, BackendError>>;
+
 /// A started generation: the first piece has arrived.
 pub struct Generation {
+    /// [`VLLM_ENGINE`] or [`CPU_ENGINE`].
+    pub engine: &'static str,
     pub server: String,
-    pub pieces: BoxStream<'static, Result<Piece, BackendError>>,
+    pub pieces: Pieces,
 }
 
 impl Engines {
     pub fn new(
         urls: &[String],
+        cpu: Option<Arc<CpuEngine>>,
         timeouts: Timeouts,
         metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
@@ -101,8 +134,16 @@ impl Engines {
                 })
             })
             .collect();
+        if cpu.is_some() {
+            metrics.set_engine_available(CPU_ENGINE, "local", true);
+        }
+        let cpu = cpu.map(|engine| CpuSlot {
+            engine,
+            turn: Arc::new(tokio::sync::Semaphore::new(1)),
+        });
         Ok(Self {
             servers,
+            cpu,
             client,
             timeouts,
             metrics,
@@ -113,8 +154,19 @@ impl Engines {
         &self.servers
     }
 
-    pub fn any_healthy(&self) -> bool {
-        self.servers.iter().any(|s| s.healthy())
+    /// The engine that would answer now: vLLM while a server is healthy, else the CPU engine.
+    pub fn serving(&self) -> Option<&'static str> {
+        if self.servers.iter().any(|s| s.healthy()) {
+            Some(VLLM_ENGINE)
+        } else if self.cpu.is_some() {
+            Some(CPU_ENGINE)
+        } else {
+            None
+        }
+    }
+
+    pub fn has_cpu(&self) -> bool {
+        self.cpu.is_some()
     }
 
     fn mark(&self, server: &Server, healthy: bool) {
@@ -125,7 +177,8 @@ impl Engines {
                 tracing::warn!(server = %server.url, "engine taken out of rotation");
             }
         }
-        self.metrics.set_engine_available(&server.url, healthy);
+        self.metrics
+            .set_engine_available("vllm", &server.url, healthy);
     }
 
     /// Checks every server's `/health` now.
@@ -164,10 +217,36 @@ impl Engines {
             .map(|(i, s)| (i, Arc::clone(s)))
     }
 
-    /// Starts a streamed completion on a healthy server, moving on to the next one when a
-    /// server fails before its first token.
+    /// Starts a streamed completion: on a healthy vLLM server, moving on to the next one when
+    /// a server fails before its first token, and to the CPU engine when none can answer.
     pub async fn generate(&self, request: &CompletionRequest) -> Result<Generation, BackendError> {
         let deadline = Instant::now() + self.timeouts.total;
+        let on_vllm = if self.servers.is_empty() {
+            Err(BackendError::NoEngine(
+                "no vLLM server is configured".into(),
+            ))
+        } else {
+            self.generate_on_vllm(request, deadline).await
+        };
+        let generation = match (on_vllm, &self.cpu) {
+            (Err(BackendError::NoEngine(why) | BackendError::Upstream(why)), Some(cpu)) => {
+                if !self.servers.is_empty() {
+                    tracing::warn!(reason = %why, "vLLM cannot answer: the CPU engine takes the request");
+                    self.metrics.count_failover();
+                }
+                self.start_on_cpu(cpu, request, deadline).await?
+            }
+            (result, _) => result?,
+        };
+        self.metrics.count_generation(generation.engine);
+        Ok(generation)
+    }
+
+    async fn generate_on_vllm(
+        &self,
+        request: &CompletionRequest,
+        deadline: Instant,
+    ) -> Result<Generation, BackendError> {
         let mut tried = Vec::new();
         let mut last_error = None;
         while let Some((index, server)) = self.pick(&tried) {
@@ -192,6 +271,53 @@ impl Engines {
             Some(BackendError::Timeout(what)) => BackendError::Timeout(what),
             Some(error) => BackendError::NoEngine(format!("every engine failed; last: {error}")),
             None => BackendError::NoEngine("no engine is healthy".into()),
+        })
+    }
+
+    /// Runs the request on the CPU engine in a blocking thread; dropping the stream (the
+    /// client left) stops the generation at its next token.
+    async fn start_on_cpu(
+        &self,
+        cpu: &CpuSlot,
+        request: &CompletionRequest,
+        deadline: Instant,
+    ) -> Result<Generation, BackendError> {
+        let first_token_by = (Instant::now() + self.timeouts.first_token).min(deadline);
+        let turn =
+            tokio::time::timeout_at(first_token_by.into(), Arc::clone(&cpu.turn).acquire_owned())
+                .await
+                .map_err(|_| BackendError::Timeout("first token: the CPU engine is busy"))?
+                .map_err(|_| BackendError::NoEngine("the CPU engine is shut down".into()))?;
+        let spec = GenerationSpec {
+            prompt: cpu
+                .engine
+                .encode(&request.prompt)
+                .map_err(BackendError::Tokenizer)?,
+            max_tokens: request.max_tokens as usize,
+            params: SamplingParams {
+                temperature: request.temperature,
+                top_p: request.top_p,
+                top_k: request.top_k,
+                repetition_penalty: request.repetition_penalty,
+            },
+            seed: request.seed,
+            stops: request.stop.clone(),
+            ignore_eos: false,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(32);
+        let engine = Arc::clone(&cpu.engine);
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            let sent = |piece| tx.blocking_send(Ok(piece)).is_ok();
+            if let Err(e) = engine.generate(&spec, sent) {
+                let _ = tx.blocking_send(Err(BackendError::Upstream(format!("cpu engine: {e}"))));
+            }
+        });
+        let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
+        Ok(Generation {
+            engine: CPU_ENGINE,
+            server: CPU_ENGINE.to_owned(),
+            pieces: self.deadlined(stream, (), first_token_by, deadline).await?,
         })
     }
 
@@ -226,7 +352,25 @@ impl Engines {
                 BackendError::Upstream(format!("{status}: {message}"))
             });
         }
-        let mut stream = pieces(response.bytes_stream().map_err(|e| e.to_string()).boxed()).boxed();
+        let stream = pieces(response.bytes_stream().map_err(|e| e.to_string()).boxed()).boxed();
+        Ok(Generation {
+            engine: VLLM_ENGINE,
+            server: server.url.clone(),
+            pieces: self
+                .deadlined(stream, guard, first_token_by, deadline)
+                .await?,
+        })
+    }
+
+    /// Waits for the first piece until `first_token_by`, then passes the rest on with the idle
+    /// limit between pieces and the total deadline; `guard` lives as long as the stream.
+    async fn deadlined<G: Send + 'static>(
+        &self,
+        mut stream: Pieces,
+        guard: G,
+        first_token_by: Instant,
+        deadline: Instant,
+    ) -> Result<Pieces, BackendError> {
         let first = tokio::time::timeout_at(first_token_by.into(), stream.next())
             .await
             .map_err(|_| BackendError::Timeout("first token"))?
@@ -254,11 +398,8 @@ impl Engines {
                 }
             },
         );
-        Ok(Generation {
-            server: server.url.clone(),
-            pieces: futures::stream::once(async move { Ok(first) })
-                .chain(rest)
-                .boxed(),
-        })
+        Ok(futures::stream::once(async move { Ok(first) })
+            .chain(rest)
+            .boxed())
     }
 }

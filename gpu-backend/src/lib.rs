@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod cpu;
 pub mod engine;
 pub mod error;
 pub mod metrics;

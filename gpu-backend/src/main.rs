@@ -8,7 +8,8 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use edge_core::config::GenerationSettings;
 use gpu_backend::config::Args;
-use gpu_backend::engine::Engines;
+use gpu_backend::cpu::CpuEngine;
+use gpu_backend::engine::{EngineChoice, Engines};
 use gpu_backend::metrics::Metrics;
 use gpu_backend::prompt::TokenCounter;
 use gpu_backend::service::{AppState, router};
@@ -36,6 +37,9 @@ async fn main() -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut urls = args.vllm_server_url.clone();
     let mut supervisor_task = None;
+    if args.vllm_autostart && args.engine == EngineChoice::Cpu {
+        bail!("VLLM_AUTOSTART=true and ENGINE=cpu contradict each other: choose one");
+    }
     if args.vllm_autostart {
         let model = supervisor::model_argument(args.model_path.as_deref(), &generation.model_name)
             .map_err(anyhow::Error::msg)?;
@@ -59,7 +63,16 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let tokenizer = load_tokenizer(&args)?;
-    let engines = Arc::new(Engines::new(&urls, args.timeouts(), Arc::clone(&metrics))?);
+    let cpu = load_cpu_engine(&args).await?;
+    if args.engine == EngineChoice::Cpu {
+        urls.clear();
+    }
+    let engines = Arc::new(Engines::new(
+        &urls,
+        cpu,
+        args.timeouts(),
+        Arc::clone(&metrics),
+    )?);
     engines.check_all().await;
     engines.spawn_health_checks(Duration::from_millis(args.health_interval_ms.max(100)));
     let state = Arc::new(AppState {
@@ -90,6 +103,31 @@ async fn main() -> anyhow::Result<()> {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// The CPU engine, when ENGINE and CPU_MODEL_PATH ask for one: loaded (and compiled by
+/// tract) before serving, so the first request does not pay for it.
+async fn load_cpu_engine(args: &Args) -> anyhow::Result<Option<Arc<CpuEngine>>> {
+    let path = match (args.engine, &args.cpu_model_path) {
+        (EngineChoice::Vllm, Some(_)) => {
+            tracing::warn!("ENGINE=vllm: CPU_MODEL_PATH is ignored");
+            return Ok(None);
+        }
+        (EngineChoice::Vllm | EngineChoice::Auto, None) => return Ok(None),
+        (EngineChoice::Cpu, None) => {
+            bail!(
+                "ENGINE=cpu needs CPU_MODEL_PATH, a directory made by models/export_bloom_onnx.py"
+            )
+        }
+        (_, Some(path)) => path.clone(),
+    };
+    let threads = args
+        .cpu_threads
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1);
+    gpu_backend::cpu::use_threads(threads);
+    let engine = tokio::task::spawn_blocking(move || CpuEngine::load(&path)).await??;
+    Ok(Some(Arc::new(engine)))
 }
 
 /// The model's tokenizer.json, from CHAT_TOKENIZER or the model directory; without one,

@@ -1,5 +1,5 @@
 //! Prometheus metrics (`GET /metrics`, text exposition): requests, time to first token,
-//! tokens, engine availability, failovers, and the backend's own added latency.
+//! tokens, engine availability, generations by engine, failovers, and the backend's own added latency.
 
 use std::sync::Mutex;
 
@@ -20,6 +20,7 @@ pub struct Metrics {
     added_latency_seconds: Histogram,
     tokens: Family<Labels, Counter>,
     engine_available: Family<Labels, Gauge>,
+    generations: Family<Labels, Counter>,
     failovers: Counter,
 }
 
@@ -41,6 +42,7 @@ impl Metrics {
         let tokens = Family::<Labels, Counter>::default();
         let engine_available = Family::<Labels, Gauge>::default();
         let failovers = Counter::default();
+        let generations = Family::<Labels, Counter>::default();
         registry.register("requests", "Chat requests by outcome", requests.clone());
         registry.register(
             "request_duration_seconds",
@@ -60,8 +62,13 @@ impl Metrics {
         registry.register("tokens", "Tokens by kind", tokens.clone());
         registry.register(
             "engine_available",
-            "1 when the vLLM server passes its health check",
+            "1 when the engine can answer: a vLLM server passing its health check, or the loaded CPU engine",
             engine_available.clone(),
+        );
+        registry.register(
+            "generations",
+            "Generations started, by the engine that answered (vLLM, cpu)",
+            generations.clone(),
         );
         registry.register(
             "failovers",
@@ -76,6 +83,7 @@ impl Metrics {
             added_latency_seconds,
             tokens,
             engine_available,
+            generations,
             failovers,
         }
     }
@@ -104,13 +112,21 @@ impl Metrics {
             .inc_by(u64::from(completion));
     }
 
-    pub fn set_engine_available(&self, server: &str, available: bool) {
+    /// `engine` is `vllm` (one series per server) or `cpu`.
+    pub fn set_engine_available(&self, engine: &str, server: &str, available: bool) {
         self.engine_available
             .get_or_create(&vec![
-                ("engine", "vllm".to_owned()),
+                ("engine", engine.to_owned()),
                 ("server", server.to_owned()),
             ])
             .set(i64::from(available));
+    }
+
+    /// A generation started on `engine` (`vLLM` or `cpu`): which engine is answering.
+    pub fn count_generation(&self, engine: &str) {
+        self.generations
+            .get_or_create(&vec![("inference_engine", engine.to_owned())])
+            .inc();
     }
 
     pub fn count_failover(&self) {

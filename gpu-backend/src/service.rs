@@ -22,7 +22,7 @@ use crate::api::{
     ChatCompletion, ChatCompletionChunk, ChatMessage, ChatRequest, Choice, ChunkChoice, Delta,
     Role, Stop, Usage,
 };
-use crate::engine::{CompletionRequest, Engines, StreamUsage};
+use crate::engine::{CPU_ENGINE, CompletionRequest, Engines, StreamUsage, VLLM_ENGINE};
 use crate::error::BackendError;
 use crate::metrics::Metrics;
 use crate::postprocess::finish_reply;
@@ -64,7 +64,6 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), BackendError> 
 
 /// Response header naming the engine that answered; the edge reads it.
 const ENGINE_HEADER: &str = "x-inference-engine";
-const VLLM_ENGINE_NAME: &str = "vLLM";
 
 fn now_s() -> u64 {
     SystemTime::now()
@@ -90,13 +89,17 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let engines: Vec<_> = state
+    let mut engines: Vec<_> = state
         .engines
         .servers()
         .iter()
-        .map(|s| json!({"url": s.url, "healthy": s.healthy()}))
+        .map(|s| json!({"engine": VLLM_ENGINE, "url": s.url, "healthy": s.healthy()}))
         .collect();
-    let up = state.engines.any_healthy();
+    if state.engines.has_cpu() {
+        engines.push(json!({"engine": CPU_ENGINE, "healthy": true}));
+    }
+    let serving = state.engines.serving();
+    let up = serving.is_some();
     let status = if up {
         StatusCode::OK
     } else {
@@ -106,7 +109,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         status,
         Json(json!({
             "status": if up { "ok" } else { "unavailable" },
-            "inference_engine": if up { "vLLM" } else { "none" },
+            "inference_engine": serving.unwrap_or("none"),
             "model": state.generation.model_name,
             "engines": engines,
         })),
@@ -184,7 +187,8 @@ async fn chat_completions(
             state
                 .metrics
                 .observe_first_token(started.elapsed().as_secs_f64());
-            tracing::debug!(server = %generation.server, "generation started");
+            tracing::debug!(engine = generation.engine, server = %generation.server, "generation started");
+            let engine = generation.engine;
             let id = format!("chatcmpl-{:x}{:x}", now_s(), started.elapsed().as_nanos());
             let mut response = if req.stream {
                 let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
@@ -201,10 +205,9 @@ async fn chat_completions(
                 whole_response(&state, generation.pieces, id, started, prepared).await
             };
             // The edge reports which engine answered (`model_info.inference_engine`).
-            response.headers_mut().insert(
-                ENGINE_HEADER,
-                axum::http::HeaderValue::from_static(VLLM_ENGINE_NAME),
-            );
+            response
+                .headers_mut()
+                .insert(ENGINE_HEADER, axum::http::HeaderValue::from_static(engine));
             response
         }
     }

@@ -4,6 +4,7 @@
 // Test support: a failure here is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod backend_api;
 pub mod client;
 pub mod faulty;
 pub mod load;

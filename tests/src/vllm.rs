@@ -145,11 +145,15 @@ pub struct Backend {
 
 impl Backend {
     pub fn start(vllm_urls: &[String], env: &[(&str, &str)]) -> Self {
-        let binary = std::env::var_os("CARGO_TARGET_DIR")
+        Self::start_binary(&Self::debug_binary(), vllm_urls, env)
+    }
+
+    /// `target/debug/gpu-backend`, which `cargo xtask test` builds.
+    pub fn debug_binary() -> PathBuf {
+        std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo_root().join("target"))
-            .join("debug/gpu-backend");
-        Self::start_binary(&binary, vllm_urls, env)
+            .join("debug/gpu-backend")
     }
 
     pub fn start_binary(
@@ -223,4 +227,13 @@ impl Backend {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+}
+
+/// The tiny model's ONNX export for the CPU engine, with transformers' goldens, from
+/// `EINDR_TINY_ONNX` (made by `cargo xtask test` with `models/export_bloom_onnx.py`).
+pub fn tiny_onnx() -> PathBuf {
+    PathBuf::from(
+        std::env::var("EINDR_TINY_ONNX")
+            .expect("EINDR_TINY_ONNX is not set: run the suite through `cargo xtask test`"),
+    )
 }

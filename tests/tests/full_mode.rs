@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::Runtime;
+use e2e::backend_api::sse_data;
 use e2e::client::{Answer, Client};
 use e2e::faulty::{CUT_PREFIX, Fault, FaultyBackend};
 use e2e::local::{Launcher, LocalRuntime};
@@ -71,14 +72,6 @@ fn fell_back(answer: &Answer, what: &str) {
         "{what}: {}",
         answer.body
     );
-}
-
-/// `data:` payloads of an SSE body.
-fn sse_data(body: &str) -> Vec<String> {
-    body.split("\n\n")
-        .filter_map(|frame| frame.trim_start().strip_prefix("data: "))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The newest message in `user`'s history.

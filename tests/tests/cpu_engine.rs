@@ -1,0 +1,248 @@
+//! The CPU engine (tract-onnx) on the tiny BLOOM's ONNX export: against transformers' own
+//! logits and greedy generation (goldens written by `models/export_bloom_onnx.py`), and
+//! gpu-backend switching between the real vLLM server and the CPU engine.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use e2e::backend_api::{Answer, Api, sse_data, user};
+use e2e::vllm::{Backend, Vllm, tiny_onnx};
+use gpu_backend::cpu::{CpuEngine, GenerationSpec, SamplingParams};
+use gpu_backend::sse::Piece;
+use serde_json::{Value, json};
+
+fn goldens() -> Value {
+    let text = std::fs::read_to_string(tiny_onnx().join("goldens.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn ids(value: &Value) -> Vec<u32> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// Largest difference relative to the largest golden logit at that position.
+fn relative_error(got: &[f32], want: &Value) -> f64 {
+    let want: Vec<f64> = want
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(got.len(), want.len(), "vocabulary size");
+    let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+    let diff = got
+        .iter()
+        .zip(&want)
+        .fold(0.0f64, |m, (g, w)| m.max((f64::from(*g) - w).abs()));
+    diff / scale
+}
+
+#[test]
+fn logits_match_transformers_through_the_cache() {
+    let engine = CpuEngine::load(&tiny_onnx()).unwrap();
+    let goldens = goldens();
+    let ids = ids(&goldens["logits_ids"]);
+    let want = goldens["logits"].as_array().unwrap();
+    // The prompt in one step, then one token at a time through the key/value cache:
+    // every position from the prompt's last on is compared.
+    let prompt = 6;
+    let model = engine.model();
+    let (logits, mut cache) = model
+        .step(&ids[..prompt], model.empty_cache().unwrap())
+        .unwrap();
+    let mut errors = vec![relative_error(&logits, &want[prompt - 1])];
+    for (pos, &id) in ids.iter().enumerate().skip(prompt) {
+        let (logits, grown) = model.step(&[id], cache).unwrap();
+        cache = grown;
+        errors.push(relative_error(&logits, &want[pos]));
+    }
+    assert_eq!(cache.len(), ids.len());
+    eprintln!("relative errors by position: {errors:?}");
+    assert!(errors.iter().all(|&e| e < 1e-4), "{errors:?}");
+}
+
+#[test]
+fn greedy_generation_matches_transformers_token_for_token() {
+    let engine = CpuEngine::load(&tiny_onnx()).unwrap();
+    let goldens = goldens();
+    let prompt = ids(&goldens["greedy_prompt_ids"]);
+    let want = ids(&goldens["greedy_ids"]);
+    assert_eq!(want.len(), 20);
+    // The goldens are decoded with the tokenizer too: the prompt is the same text.
+    assert_eq!(
+        engine
+            .encode("User: hello, what can you do?\nAssistant:")
+            .unwrap(),
+        prompt
+    );
+    let spec = GenerationSpec {
+        prompt,
+        max_tokens: 20,
+        params: SamplingParams {
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: -1,
+            repetition_penalty: 1.0,
+        },
+        seed: None,
+        stops: Vec::new(),
+        ignore_eos: true,
+    };
+    let mut text = String::new();
+    let mut finish = None;
+    let mut usage = None;
+    engine
+        .generate(&spec, |piece| {
+            match piece {
+                Piece::Text {
+                    text: t,
+                    finish_reason,
+                } => {
+                    text.push_str(&t);
+                    finish = finish_reason.or(finish.take());
+                }
+                Piece::Usage(u) => usage = Some(u),
+            }
+            true
+        })
+        .unwrap();
+    let want_text = engine.tokenizer().decode(&want, true).unwrap();
+    assert_eq!(text, want_text);
+    assert_eq!(finish.as_deref(), Some("length"));
+    assert_eq!(usage.unwrap().completion_tokens, 20);
+}
+
+fn cpu_model_path() -> String {
+    tiny_onnx().to_string_lossy().into_owned()
+}
+
+/// Chats until `engine` answers (health checks run every 500 ms), or panics after `limit`.
+fn answered_by(api: &Api, engine: &str, limit: Duration) -> Answer {
+    let deadline = Instant::now() + limit;
+    loop {
+        let answer = api.chat_answer(json!({"messages": user("hi"), "max_tokens": 4, "seed": 1}));
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        if answer.engine.as_deref() == Some(engine) {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{engine} did not take over: {:?}",
+            answer.engine
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn gpu_backend_switches_between_vllm_and_the_cpu_engine() {
+    // vLLM boots for a minute or two; meanwhile the CPU engine answers.
+    let mut vllm = Vllm::start();
+    let backend = Backend::start(&[vllm.url()], &[("CPU_MODEL_PATH", &cpu_model_path())]);
+    let api = Api::new(&backend);
+
+    eprintln!("check: vLLM booting, the CPU engine answers");
+    let answer = answered_by(&api, "cpu", Duration::from_secs(10));
+    let body: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    let usage = &body["usage"];
+    assert!(
+        (1..=4).contains(&usage["completion_tokens"].as_u64().unwrap()),
+        "{usage}"
+    );
+    let health = api.health();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["inference_engine"], "cpu", "{health}");
+    assert_eq!(health["engines"][1]["engine"], "cpu", "{health}");
+
+    eprintln!("check: streaming on the CPU engine, greedy to the token limit");
+    let (status, body) = api.chat(json!({
+        "messages": user("hello"), "temperature": 0, "max_tokens": 8, "stream": true,
+        "stream_options": {"include_usage": true}
+    }));
+    assert_eq!(status, 200, "{body}");
+    let frames = sse_data(&body);
+    assert_eq!(frames.last().unwrap(), "[DONE]");
+    let usage: Value = serde_json::from_str(&frames[frames.len() - 2]).unwrap();
+    assert_eq!(usage["usage"]["completion_tokens"], 8, "{body}");
+
+    eprintln!("check: vLLM up, vLLM takes over");
+    vllm.wait();
+    answered_by(&api, "vLLM", Duration::from_secs(10));
+    assert_eq!(api.health()["inference_engine"], "vLLM");
+
+    eprintln!("check: vLLM killed, the next request is answered by the CPU engine");
+    vllm.process.kill();
+    let answer = api.chat_answer(json!({"messages": user("still there?"), "max_tokens": 4}));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.engine.as_deref(), Some("cpu"));
+    assert_eq!(api.health()["inference_engine"], "cpu");
+
+    let (_, metrics) = api.get("/metrics");
+    for series in [
+        "gpu_backend_generations_total{inference_engine=\"cpu\"}",
+        "gpu_backend_generations_total{inference_engine=\"vLLM\"}",
+        "gpu_backend_engine_available{engine=\"cpu\",server=\"local\"} 1",
+        "gpu_backend_failovers_total",
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
+}
+
+#[test]
+fn engine_cpu_serves_without_vllm_and_refuses_a_missing_model() {
+    let backend = Backend::start(
+        &[],
+        &[("ENGINE", "cpu"), ("CPU_MODEL_PATH", &cpu_model_path())],
+    );
+    let api = Api::new(&backend);
+    let answer = answered_by(&api, "cpu", Duration::from_secs(10));
+    assert!(answer.body.contains("\"finish_reason\""), "{}", answer.body);
+    let health = api.health();
+    assert_eq!(health["engines"].as_array().unwrap().len(), 1, "{health}");
+
+    // A directory without the export: a clear message, and no server.
+    let empty = std::env::temp_dir().join(format!("no-onnx-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(Backend::debug_binary())
+        .env("ENGINE", "cpu")
+        .env("CPU_MODEL_PATH", &empty)
+        .env("BACKEND_DEV", "true")
+        .env("BACKEND_LISTEN", format!("127.0.0.1:{}", e2e::free_port()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("model.onnx not found") && stderr.contains("export_bloom_onnx.py"),
+        "{stderr}"
+    );
+    // A file that is not ONNX: refused as malformed, naming the file.
+    std::fs::write(empty.join("model.onnx"), b"not a model").unwrap();
+    std::fs::copy(
+        tiny_onnx().join("tokenizer.json"),
+        empty.join("tokenizer.json"),
+    )
+    .unwrap();
+    let out = Command::new(Backend::debug_binary())
+        .env("ENGINE", "cpu")
+        .env("CPU_MODEL_PATH", &empty)
+        .env("BACKEND_DEV", "true")
+        .env("BACKEND_LISTEN", format!("127.0.0.1:{}", e2e::free_port()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not a usable BLOOM ONNX export"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&empty);
+}
