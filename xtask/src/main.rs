@@ -32,9 +32,10 @@ fn main() -> ExitCode {
         Some("bench-edge") => bench_edge(&args[1..]),
         Some("bench-backend") => bench_backend(&args[1..]),
         Some("bench-full") => bench_full(&args[1..]),
+        Some("bench-cpu") => bench_cpu(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [edge-dev args] | test | bench | bench-edge [workerd|spin] [seconds] | bench-backend [seconds] | bench-full [requests] | build-worker | build-spin>"
+                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [edge-dev args] | test | bench | bench-edge [workerd|spin] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cpu [decode tokens] | build-worker | build-spin>"
             );
             return ExitCode::from(2);
         }
@@ -131,15 +132,30 @@ fn dev_full() -> Result<(), String> {
     build_worker()?;
     run(cargo().args(["build", "--release", "-p", "gpu-backend"]))?;
     let python = ensure_vllm()?;
-    let (model, max_model_len, temperature) = match env::var_os("VLLM_MODEL_PATH") {
-        Some(path) => (PathBuf::from(path), "2048", "0.7"),
+    // The CPU engine answers while vLLM boots, and whenever it is down: the tiny model's
+    // export, or CPU_MODEL_PATH's for a real model (models/export_bloom_onnx.py).
+    let (model, cpu_model, max_model_len, temperature) = match env::var_os("VLLM_MODEL_PATH") {
+        Some(path) => (
+            PathBuf::from(path),
+            env::var_os("CPU_MODEL_PATH").map(PathBuf::from),
+            "2048",
+            "0.7",
+        ),
         // The random weights say words only when sampled hot.
-        None => (ensure_tiny_model(&python, &test_data_dir())?, "512", "2.0"),
+        None => {
+            let tiny = ensure_tiny_model(&python, &test_data_dir())?;
+            let onnx = ensure_tiny_onnx(&python, &tiny)?;
+            (tiny, Some(onnx), "512", "2.0")
+        }
     };
     let secret = dev_secret()?;
     let backend_key = format!("dev-backend-{}", secret.get(..16).unwrap_or(&secret));
     let token = dev_token(&secret)?;
-    let mut backend = Command::new(root().join("target/release/gpu-backend"))
+    let mut backend = Command::new(root().join("target/release/gpu-backend"));
+    if let Some(cpu_model) = &cpu_model {
+        backend.env("CPU_MODEL_PATH", cpu_model);
+    }
+    let mut backend = backend
         .env("BACKEND_LISTEN", "127.0.0.1:8000")
         .env("BACKEND_API_KEY", &backend_key)
         .env("VLLM_AUTOSTART", "true")
@@ -155,7 +171,7 @@ fn dev_full() -> Result<(), String> {
     println!(
         "
 full mode: edge :8787 → gpu-backend :8000 → vLLM :8001 (vLLM takes a minute or two to start;
-until then turns fall back to minimal mode). Streaming:
+until then the CPU engine answers, or without one, turns fall back to minimal mode). Streaming:
   curl -N http://127.0.0.1:8787/api/chat/respond \\
     -H 'authorization: Bearer {token}' -H 'content-type: application/json' \\
     -H 'accept: text/event-stream' -d '{{\"message\":\"Tell me about the weather\"}}'
@@ -689,4 +705,77 @@ fn bench_full(extra: &[String]) -> Result<(), String> {
     run(load_driver("full_bench", extra)
         .env("EINDR_VLLM_PYTHON", &python)
         .env("EINDR_TINY_MODEL", &model))
+}
+
+/// The CPU engine against PyTorch fp32 eager on bloom-560m's shape (random weights made by
+/// the project's script, exported once; ~6 GB under target/models): prefill, decode tokens/s,
+/// peak RSS, each in its own process, one after the other.
+fn bench_cpu(extra: &[String]) -> Result<(), String> {
+    let python = ensure_vllm()?;
+    let root = root();
+    let model = root.join("target/models/bloom-560m-random");
+    let onnx = model.join("onnx");
+    if stale(
+        &model.join("model.safetensors"),
+        &[&root.join("models/make_tiny_bloom.py")],
+    ) {
+        run(Command::new(&python)
+            .arg(root.join("models/make_tiny_bloom.py"))
+            .arg(&model)
+            .args(["--shape", "560m"]))?;
+    }
+    if stale(
+        &onnx.join("model.onnx"),
+        &[
+            &root.join("models/export_bloom_onnx.py"),
+            &model.join("model.safetensors"),
+        ],
+    ) {
+        run(Command::new(&python)
+            .arg(root.join("models/export_bloom_onnx.py"))
+            .arg(&model)
+            .arg(&onnx))?;
+    }
+    let decode = extra.first().map_or("32", String::as_str);
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "gpu-backend",
+        "--bin",
+        "cpu_engine_bench",
+    ]))?;
+    let ours = output(
+        Command::new(root.join("target/release/cpu_engine_bench"))
+            .arg(&onnx)
+            .args(["--decode-tokens", decode]),
+    )?;
+    let torch = output(
+        Command::new(&python)
+            .arg(root.join("models/bench_bloom_torch.py"))
+            .arg(&model)
+            .args(["--decode-tokens", decode]),
+    )?;
+    let result = |text: &str| -> Result<(String, f64), String> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("RESULT "))
+            .ok_or_else(|| format!("no RESULT line in:\n{text}"))?;
+        let rate = line
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("decode_tok_s="))
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| format!("no decode rate in {line}"))?;
+        Ok((line.to_owned(), rate))
+    };
+    let (ours, ours_rate) = result(&ours)?;
+    let (torch, torch_rate) = result(&torch)?;
+    println!("bloom-560m shape (hidden 1024, 24 layers, 16 heads, vocab 250880), fp32:");
+    println!("  {ours}");
+    println!("  {torch}");
+    println!(
+        "  decode ratio tract / PyTorch = {:.2} (target >= 1.0)",
+        ours_rate / torch_rate
+    );
+    Ok(())
 }
