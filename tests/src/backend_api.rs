@@ -74,6 +74,18 @@ impl Api {
         (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
     }
 
+    /// A streamed chat that must succeed and end with `[DONE]`: its chunks, `[DONE]` left off.
+    pub fn chat_stream(&self, body: Value) -> Vec<Value> {
+        let (status, body) = self.chat(body);
+        assert_eq!(status, 200, "{body}");
+        let frames = sse_data(&body);
+        assert_eq!(frames.last().map(String::as_str), Some("[DONE]"), "{body}");
+        frames[..frames.len() - 1]
+            .iter()
+            .map(|f| serde_json::from_str(f).unwrap())
+            .collect()
+    }
+
     /// `/health` as JSON (whatever its status).
     pub fn health(&self) -> Value {
         serde_json::from_str(&self.get("/health").1).unwrap()

@@ -7,9 +7,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use e2e::backend_api::{Answer, Api, sse_data, user};
+use e2e::backend_api::{Answer, Api, user};
 use e2e::vllm::{Backend, Vllm, tiny_onnx};
-use gpu_backend::cpu::{CpuEngine, GenerationSpec, SamplingParams};
+use gpu_backend::cpu::{CpuEngine, GenerationSpec};
 use gpu_backend::sse::Piece;
 use serde_json::{Value, json};
 
@@ -82,19 +82,7 @@ fn greedy_generation_matches_transformers_token_for_token() {
             .unwrap(),
         prompt
     );
-    let spec = GenerationSpec {
-        prompt,
-        max_tokens: 20,
-        params: SamplingParams {
-            temperature: 0.0,
-            top_p: 1.0,
-            top_k: -1,
-            repetition_penalty: 1.0,
-        },
-        seed: None,
-        stops: Vec::new(),
-        ignore_eos: true,
-    };
+    let spec = GenerationSpec::greedy(prompt, 20);
     let mut text = String::new();
     let mut finish = None;
     let mut usage = None;
@@ -163,15 +151,12 @@ fn gpu_backend_switches_between_vllm_and_the_cpu_engine() {
     assert_eq!(health["engines"][1]["engine"], "cpu", "{health}");
 
     eprintln!("check: streaming on the CPU engine, greedy to the token limit");
-    let (status, body) = api.chat(json!({
+    let chunks = api.chat_stream(json!({
         "messages": user("hello"), "temperature": 0, "max_tokens": 8, "stream": true,
         "stream_options": {"include_usage": true}
     }));
-    assert_eq!(status, 200, "{body}");
-    let frames = sse_data(&body);
-    assert_eq!(frames.last().unwrap(), "[DONE]");
-    let usage: Value = serde_json::from_str(&frames[frames.len() - 2]).unwrap();
-    assert_eq!(usage["usage"]["completion_tokens"], 8, "{body}");
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(usage["completion_tokens"], 8, "{chunks:?}");
 
     eprintln!("check: vLLM up, vLLM takes over");
     vllm.wait();
@@ -211,15 +196,7 @@ fn engine_cpu_serves_without_vllm_and_refuses_a_missing_model() {
     // A directory without the export: a clear message, and no server.
     let empty = std::env::temp_dir().join(format!("no-onnx-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
-    let out = Command::new(Backend::debug_binary())
-        .env("ENGINE", "cpu")
-        .env("CPU_MODEL_PATH", &empty)
-        .env("BACKEND_DEV", "true")
-        .env("BACKEND_LISTEN", format!("127.0.0.1:{}", e2e::free_port()))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_start(&empty);
     assert!(
         stderr.contains("model.onnx not found") && stderr.contains("export_bloom_onnx.py"),
         "{stderr}"
@@ -231,18 +208,26 @@ fn engine_cpu_serves_without_vllm_and_refuses_a_missing_model() {
         empty.join("tokenizer.json"),
     )
     .unwrap();
-    let out = Command::new(Backend::debug_binary())
-        .env("ENGINE", "cpu")
-        .env("CPU_MODEL_PATH", &empty)
-        .env("BACKEND_DEV", "true")
-        .env("BACKEND_LISTEN", format!("127.0.0.1:{}", e2e::free_port()))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_start(&empty);
     assert!(
         stderr.contains("is not a usable BLOOM ONNX export"),
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&empty);
+}
+
+/// Starts gpu-backend with `ENGINE=cpu` on `model_dir`, which must make it exit: its stderr.
+fn refused_start(model_dir: &std::path::Path) -> String {
+    let out = Command::new(Backend::debug_binary())
+        .env("ENGINE", "cpu")
+        .env("CPU_MODEL_PATH", model_dir)
+        .env("BACKEND_DEV", "true")
+        .env("BACKEND_LISTEN", format!("127.0.0.1:{}", e2e::free_port()))
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "gpu-backend started on {model_dir:?}"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

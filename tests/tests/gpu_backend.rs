@@ -79,17 +79,10 @@ fn gpu_backend_on_real_vllm() {
     }
 
     eprintln!("check: streaming, greedy, to the token limit, with usage and [DONE]");
-    let (status, body) = api.chat(json!({
+    let chunks = api.chat_stream(json!({
         "messages": user("hello"), "temperature": 0, "max_tokens": 8, "stream": true,
         "stream_options": {"include_usage": true}
     }));
-    assert_eq!(status, 200, "{body}");
-    let frames = sse_data(&body);
-    assert_eq!(frames.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = frames[..frames.len() - 1]
-        .iter()
-        .map(|f| serde_json::from_str(f).unwrap())
-        .collect();
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let finishes: Vec<&Value> = chunks
         .iter()

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use gpu_backend::cpu::{CpuEngine, GenerationSpec, SamplingParams};
+use gpu_backend::cpu::{CpuEngine, GenerationSpec};
 use gpu_backend::sse::Piece;
 
 #[derive(Parser)]
@@ -62,19 +62,7 @@ fn main() -> anyhow::Result<()> {
     prefills.sort_by(f64::total_cmp);
     let prefill_s = prefills[1];
 
-    let spec = GenerationSpec {
-        prompt,
-        max_tokens: args.decode_tokens + 1,
-        params: SamplingParams {
-            temperature: 0.0,
-            top_p: 1.0,
-            top_k: -1,
-            repetition_penalty: 1.0,
-        },
-        seed: None,
-        stops: Vec::new(),
-        ignore_eos: true,
-    };
+    let spec = GenerationSpec::greedy(prompt, args.decode_tokens + 1);
     // Decode rate from the first token (the prefill's) to the last.
     let mut first = None;
     let mut last = Instant::now();

@@ -44,6 +44,26 @@ pub struct GenerationSpec {
     pub ignore_eos: bool,
 }
 
+impl GenerationSpec {
+    /// Greedy decoding of exactly `tokens` tokens (past `</s>` too): what the goldens and the
+    /// benchmark compare.
+    pub fn greedy(prompt: Vec<u32>, tokens: usize) -> Self {
+        Self {
+            prompt,
+            max_tokens: tokens,
+            params: SamplingParams {
+                temperature: 0.0,
+                top_p: 1.0,
+                top_k: -1,
+                repetition_penalty: 1.0,
+            },
+            seed: None,
+            stops: Vec::new(),
+            ignore_eos: true,
+        }
+    }
+}
+
 /// `config.json` fields the engine needs beyond the graph.
 #[derive(Debug, Deserialize)]
 struct ModelConfig {
