@@ -683,15 +683,35 @@ fn ensure_tiny_model(python: &Path, data: &Path) -> Result<PathBuf, String> {
     Ok(out)
 }
 
-/// gpu-backend's added latency over its upstream: a fixed-delay upstream, then the real vLLM.
+/// LiteLLM's proxy, the comparison in bench-backend (newer releases moved the proxy into a
+/// package PyPI does not serve).
+const LITELLM_VERSION: &str = "1.79.0";
+
+/// LiteLLM in its own cached virtualenv (its pins clash with vLLM's); skipped when present.
+fn ensure_litellm(uv: &Path) -> Result<PathBuf, String> {
+    let venv = cache_dir().join(format!("litellm-{LITELLM_VERSION}"));
+    if !site_has(&venv, "litellm", LITELLM_VERSION) {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(uv)
+            .args(["pip", "install", "--python"])
+            .arg(venv.join("bin/python"))
+            .arg(format!("litellm[proxy]=={LITELLM_VERSION}")))?;
+    }
+    Ok(venv.join("bin/litellm"))
+}
+
+/// gpu-backend's added latency over its upstream: a fixed-delay upstream (with LiteLLM's
+/// proxy on it for comparison), then the real vLLM.
 fn bench_backend(extra: &[String]) -> Result<(), String> {
     ensure_wrk()?;
     run(cargo().args(["build", "--release", "-p", "gpu-backend", "--bins"]))?;
     let python = ensure_vllm()?;
+    let litellm = ensure_litellm(&python.with_file_name("uv"))?;
     let model = ensure_tiny_model(&python, &test_data_dir())?;
     run(load_driver("backend_load", extra)
         .env("EINDR_VLLM_PYTHON", &python)
-        .env("EINDR_TINY_MODEL", &model))
+        .env("EINDR_TINY_MODEL", &model)
+        .env("EINDR_LITELLM", &litellm))
 }
 
 /// Full mode's time to first token through edge + gpu-backend vs vLLM directly, and its

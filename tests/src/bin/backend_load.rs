@@ -5,6 +5,9 @@
 //! OpenAI-shaped upstream at >= 1,000 req/s (the method TensorZero publishes), then, when
 //! EINDR_VLLM_PYTHON and EINDR_TINY_MODEL are set, against the real vLLM on the tiny model.
 //! Prints req/s and p50/p99 of both, and their difference: the latency gpu-backend adds.
+//! When EINDR_LITELLM names LiteLLM's `litellm` executable (PyPI, installed by the xtask),
+//! LiteLLM's proxy runs on the same fixed-delay upstream in the same run, sent the very
+//! completion the direct path gets, and its added latency is printed beside ours.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -24,7 +27,43 @@ fn completion_body(prompt_model: &str) -> String {
     )
 }
 
-fn compare(name: &str, upstream: &str, backend: &Backend, model: &str, shape: LoadShape) {
+/// LiteLLM's proxy in front of `upstream`'s `/v1/completions`, as model `bench`.
+fn start_litellm(litellm: &str, upstream: &str) -> (Process, String) {
+    let port = free_port();
+    let config = std::env::temp_dir().join(format!("litellm-bench-{port}.yaml"));
+    std::fs::write(
+        &config,
+        format!(
+            "model_list:\n  - model_name: bench\n    litellm_params:\n      model: text-completion-openai/bench\n      api_base: {upstream}/v1\n      api_key: unused\nlitellm_settings:\n  drop_params: true\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(litellm);
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--telemetry", "False"])
+        // No download of the model price list at start.
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .env("LITELLM_LOG", "ERROR");
+    let process = Process::spawn(cmd);
+    let url = format!("http://127.0.0.1:{port}");
+    wait_healthy(
+        &format!("{url}/health/liveliness"),
+        Duration::from_secs(120),
+        "LiteLLM proxy",
+    );
+    (process, url)
+}
+
+fn compare(
+    name: &str,
+    upstream: &str,
+    backend: &Backend,
+    model: &str,
+    shape: LoadShape,
+    litellm: Option<&str>,
+) {
     let direct_script = post_script(
         &format!("{name}-direct"),
         &[("Content-Type", "application/json")],
@@ -49,10 +88,21 @@ fn compare(name: &str, upstream: &str, backend: &Backend, model: &str, shape: Lo
     wrk(&backend_url, Some(&chat_script), warm);
     let direct = wrk(&direct_url, Some(&direct_script), shape);
     let through = wrk(&backend_url, Some(&chat_script), shape);
-    report(name, shape, direct, through);
+    let other = litellm.map(|url| {
+        let litellm_url = format!("{url}/v1/completions");
+        wrk(&litellm_url, Some(&direct_script), warm);
+        wrk(&litellm_url, Some(&direct_script), shape)
+    });
+    report(name, shape, direct, through, other);
 }
 
-fn report(name: &str, shape: LoadShape, direct: LoadResult, through: LoadResult) {
+fn report(
+    name: &str,
+    shape: LoadShape,
+    direct: LoadResult,
+    through: LoadResult,
+    litellm: Option<LoadResult>,
+) {
     println!(
         "\n{name}: wrk -t{} -c{} -d{}s on 127.0.0.1, streamed completions",
         shape.threads,
@@ -63,10 +113,12 @@ fn report(name: &str, shape: LoadShape, direct: LoadResult, through: LoadResult)
         "{:<22} {:>10} {:>10} {:>10} {:>10} {:>9}",
         "path", "req/s", "p50 ms", "p99 ms", "requests", "failures"
     );
-    for (label, r) in [
-        ("upstream directly", direct),
-        ("through gpu-backend", through),
-    ] {
+    let rows = [
+        ("upstream directly", Some(direct)),
+        ("through gpu-backend", Some(through)),
+        ("through LiteLLM proxy", litellm),
+    ];
+    for (label, r) in rows.into_iter().filter_map(|(l, r)| r.map(|r| (l, r))) {
         println!(
             "{label:<22} {:>10.0} {:>10.3} {:>10.3} {:>10} {:>9}",
             r.requests_per_s, r.p50_ms, r.p99_ms, r.requests, r.failures
@@ -77,6 +129,17 @@ fn report(name: &str, shape: LoadShape, direct: LoadResult, through: LoadResult)
         through.p50_ms - direct.p50_ms,
         through.p99_ms - direct.p99_ms
     );
+    if let Some(l) = litellm {
+        let (ours, theirs) = (through.p50_ms - direct.p50_ms, l.p50_ms - direct.p50_ms);
+        println!(
+            "LiteLLM proxy added: p50 {theirs:+.3} ms, p99 {:+.3} ms; {:.0} vs {:.0} req/s; \
+             added p50 LiteLLM / gpu-backend = {:.1}",
+            l.p99_ms - direct.p99_ms,
+            l.requests_per_s,
+            through.requests_per_s,
+            theirs / ours.max(0.001)
+        );
+    }
 }
 
 fn main() {
@@ -110,13 +173,18 @@ fn main() {
         connections: 16,
         duration: Duration::from_secs(seconds.clamp(1, 120)),
     };
+    let litellm = std::env::var("EINDR_LITELLM")
+        .ok()
+        .map(|bin| start_litellm(&bin, &upstream));
     compare(
         "fixed-delay upstream (5 ms)",
         &upstream,
         &backend,
         "bench",
         shape,
+        litellm.as_ref().map(|(_, url)| url.as_str()),
     );
+    drop(litellm);
 
     if std::env::var_os("EINDR_VLLM_PYTHON").is_some() {
         let vllm = Vllm::start();
@@ -142,6 +210,7 @@ fn main() {
             &backend,
             MODEL,
             shape,
+            None,
         );
     }
 }
