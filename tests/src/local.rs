@@ -219,10 +219,7 @@ impl Drop for LocalRuntime {
 
 /// The test host binary, built by `cargo build -p spin-test-host` into this target folder.
 fn spin_host_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let binary = target.join("debug/spin-test-host");
+    let binary = crate::target_dir().join("debug/spin-test-host");
     assert!(
         binary.is_file(),
         "{} is missing: run `cargo xtask build-spin` (cargo xtask test does)",

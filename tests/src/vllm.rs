@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, repo_root};
+use crate::free_port;
 
 /// The served model name the tests use.
 pub const MODEL: &str = "tiny-bloom";
@@ -150,10 +150,7 @@ impl Backend {
 
     /// `target/debug/gpu-backend`, which `cargo xtask test` builds.
     pub fn debug_binary() -> PathBuf {
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join("target"))
-            .join("debug/gpu-backend")
+        crate::target_dir().join("debug/gpu-backend")
     }
 
     pub fn start_binary(

@@ -55,6 +55,14 @@ fn root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// Cargo's output folder: `CARGO_TARGET_DIR` (CI keeps dependency builds there between
+/// clones), else the checkout's `target/`.
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
 fn cargo() -> Command {
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
@@ -151,7 +159,7 @@ fn dev_full() -> Result<(), String> {
     let secret = dev_secret()?;
     let backend_key = format!("dev-backend-{}", secret.get(..16).unwrap_or(&secret));
     let token = dev_token(&secret)?;
-    let mut backend = Command::new(root().join("target/release/gpu-backend"));
+    let mut backend = Command::new(target_dir().join("release/gpu-backend"));
     if let Some(cpu_model) = &cpu_model {
         backend.env("CPU_MODEL_PATH", cpu_model);
     }
@@ -465,6 +473,7 @@ fn print_size(what: &str, path: &Path, limits: &str) -> Result<(), String> {
 
 /// wasm-tools checks the Spin component against the vendored Spin WIT.
 const WASM_TOOLS_VERSION: &str = "1.243.0";
+/// Where spin.toml's `source` expects the component (cargo's default output path).
 const SPIN_COMPONENT: &str = "target/wasm32-wasip2/release/edge_spin.wasm";
 /// The imports a Spin 3.x/4.x host provides, in the vendored `wit/`.
 const SPIN_WORLD: &str = "spin:up/platform@3.6.0";
@@ -484,6 +493,15 @@ fn build_spin() -> Result<(), String> {
     ]))?;
     let root = root();
     let component = root.join(SPIN_COMPONENT);
+    let built = target_dir().join("wasm32-wasip2/release/edge_spin.wasm");
+    if built != component {
+        // Built elsewhere (CARGO_TARGET_DIR): put it where the manifest points.
+        if let Some(dir) = component.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::copy(&built, &component)
+            .map_err(|e| format!("copy {} to {}: {e}", built.display(), component.display()))?;
+    }
     // --all-features: the vendored WIT also declares Spin's @unstable WASI 0.3 items.
     run(Command::new(cargo_bin("wasm-tools"))
         .current_dir(&root)
@@ -766,7 +784,7 @@ fn bench_cpu(extra: &[String]) -> Result<(), String> {
         "cpu_engine_bench",
     ]))?;
     let ours = output(
-        Command::new(root.join("target/release/cpu_engine_bench"))
+        Command::new(target_dir().join("release/cpu_engine_bench"))
             .arg(&onnx)
             .args(["--decode-tokens", decode]),
     )?;
