@@ -9,6 +9,7 @@ pub mod client;
 pub mod faulty;
 pub mod load;
 pub mod local;
+pub mod rate;
 pub mod suite;
 pub mod vllm;
 

@@ -718,10 +718,31 @@ fn ensure_litellm(uv: &Path) -> Result<PathBuf, String> {
     Ok(venv.join("bin/litellm"))
 }
 
+/// oha (crates.io): the fixed-rate load generator of bench-backend. Installed once into the
+/// cache; skipped when that version is there.
+const OHA_VERSION: &str = "1.16.0";
+
+fn ensure_oha() -> Result<PathBuf, String> {
+    let root = cache_dir().join(format!("oha-{OHA_VERSION}"));
+    let bin = root.join("bin/oha");
+    let installed = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(OHA_VERSION));
+    if !installed {
+        run(cargo()
+            .args(["install", "oha", "--locked"])
+            .args(["--version", OHA_VERSION, "--root"])
+            .arg(&root))?;
+    }
+    Ok(bin)
+}
+
 /// gpu-backend's added latency over its upstream: a fixed-delay upstream (with LiteLLM's
 /// proxy on it for comparison), then the real vLLM.
 fn bench_backend(extra: &[String]) -> Result<(), String> {
     ensure_wrk()?;
+    let oha = ensure_oha()?;
     run(cargo().args(["build", "--release", "-p", "gpu-backend", "--bins"]))?;
     let python = ensure_vllm()?;
     let litellm = ensure_litellm(&python.with_file_name("uv"))?;
@@ -729,7 +750,8 @@ fn bench_backend(extra: &[String]) -> Result<(), String> {
     run(load_driver("backend_load", extra)
         .env("EINDR_VLLM_PYTHON", &python)
         .env("EINDR_TINY_MODEL", &model)
-        .env("EINDR_LITELLM", &litellm))
+        .env("EINDR_LITELLM", &litellm)
+        .env("EINDR_OHA", &oha))
 }
 
 /// Full mode's time to first token through edge + gpu-backend vs vLLM directly, and its

@@ -8,15 +8,19 @@
 //! When EINDR_LITELLM names LiteLLM's `litellm` executable (PyPI, installed by the xtask),
 //! LiteLLM's proxy runs on the same fixed-delay upstream in the same run, sent the very
 //! completion the direct path gets, and its added latency is printed beside ours.
+//! When EINDR_OHA names oha, the fixed-delay comparison is also run open loop at fixed rates
+//! (TensorZero's published method: 1,000 req/s for gpu-backend, 100 req/s for LiteLLM), where
+//! latency is the gateway's own cost rather than queueing behind a saturated CPU.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
 use std::time::Duration;
 
+use e2e::free_port;
 use e2e::load::{LoadResult, LoadShape, post_script, wrk};
+use e2e::rate::{FixedRate, oha_post};
 use e2e::vllm::{Backend, MODEL, Process, Vllm, wait_healthy};
-use e2e::{free_port, repo_root};
 
 const CHAT: &str = r#"{"model":"MODEL","messages":[{"role":"user","content":"Can you help me plan my day?"}],"stream":true,"max_tokens":4,"temperature":0}"#;
 
@@ -96,6 +100,107 @@ fn compare(
     report(name, shape, direct, through, other);
 }
 
+/// The same requests straight to the upstream and through a proxy, each at `per_second`,
+/// open loop (oha, latency corrected), after a short warm-up of each.
+fn at_rate(
+    oha: &str,
+    direct: (&str, &[(&str, &str)], &str),
+    through: (&str, &[(&str, &str)], &str),
+    per_second: u32,
+    seconds: u64,
+) -> (LoadResult, LoadResult) {
+    let rate = FixedRate {
+        per_second,
+        connections: 64,
+        duration: Duration::from_secs(seconds),
+    };
+    let warm = FixedRate {
+        duration: Duration::from_secs(2),
+        ..rate
+    };
+    let run = |(url, headers, body): (&str, &[(&str, &str)], &str), rate| {
+        oha_post(oha, url, headers, body, rate)
+    };
+    run(direct, warm);
+    run(through, warm);
+    (run(direct, rate), run(through, rate))
+}
+
+/// gpu-backend at 1,000 req/s and, when given, LiteLLM's proxy at 100 req/s (where
+/// TensorZero's comparison ran it), on the fixed-delay upstream.
+fn fixed_rates(oha: &str, upstream: &str, backend: &Backend, litellm: Option<&str>, seconds: u64) {
+    let json = [("Content-Type", "application/json")];
+    let auth = format!("Bearer {}", backend.key);
+    let with_key = [
+        ("Content-Type", "application/json"),
+        ("Authorization", &auth),
+    ];
+    let completion = completion_body("bench");
+    let chat = CHAT.replace("MODEL", "bench");
+    let direct_url = format!("{upstream}/v1/completions");
+    let backend_url = format!("{}/v1/chat/completions", backend.url());
+    let direct = (direct_url.as_str(), &json[..], completion.as_str());
+    let mut rows = vec![(
+        "gpu-backend",
+        1000,
+        at_rate(oha, direct, (&backend_url, &with_key, &chat), 1000, seconds),
+    )];
+    if let Some(url) = litellm {
+        let litellm_url = format!("{url}/v1/completions");
+        rows.push((
+            "LiteLLM proxy",
+            100,
+            at_rate(
+                oha,
+                direct,
+                (&litellm_url, &json, &completion),
+                100,
+                seconds,
+            ),
+        ));
+    }
+    println!(
+        "\nfixed-delay upstream (5 ms), open loop at a fixed rate: oha -q RATE -c64 -z{seconds}s \
+         --latency-correction, streamed completions"
+    );
+    println!(
+        "{:<14} {:>6} {:>9} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9}",
+        "proxy",
+        "rate",
+        "req/s",
+        "direct p50",
+        "direct p99",
+        "proxy p50",
+        "proxy p99",
+        "requests",
+        "failures"
+    );
+    for (name, rate, (d, t)) in &rows {
+        println!(
+            "{name:<14} {rate:>6} {:>9.0} {:>11.3} {:>11.3} {:>11.3} {:>11.3} {:>9} {:>9}",
+            t.requests_per_s,
+            d.p50_ms,
+            d.p99_ms,
+            t.p50_ms,
+            t.p99_ms,
+            t.requests,
+            d.failures + t.failures
+        );
+    }
+    for (name, rate, (d, t)) in &rows {
+        println!(
+            "{name} added at {rate} req/s: p50 {:+.3} ms, p99 {:+.3} ms{}",
+            t.p50_ms - d.p50_ms,
+            t.p99_ms - d.p99_ms,
+            if *name == "gpu-backend" {
+                " (target: p99 < 1 ms)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
 fn report(
     name: &str,
     shape: LoadShape,
@@ -147,7 +252,7 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    let bin = repo_root().join("target/release");
+    let bin = e2e::target_dir().join("release");
     let port = free_port();
     let mut upstream_cmd = Command::new(bin.join("fixed_delay_upstream"));
     upstream_cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--delay-ms", "5"]);
@@ -184,6 +289,15 @@ fn main() {
         shape,
         litellm.as_ref().map(|(_, url)| url.as_str()),
     );
+    if let Ok(oha) = std::env::var("EINDR_OHA") {
+        fixed_rates(
+            &oha,
+            &upstream,
+            &backend,
+            litellm.as_ref().map(|(_, url)| url.as_str()),
+            seconds.clamp(1, 120),
+        );
+    }
     drop(litellm);
 
     if std::env::var_os("EINDR_VLLM_PYTHON").is_some() {
