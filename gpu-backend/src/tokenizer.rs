@@ -18,8 +18,9 @@ impl ModelTokenizer {
 
 impl TokenCounter for ModelTokenizer {
     fn count(&self, text: &str) -> Result<usize, BackendError> {
+        // Ids only: the offsets `encode` also computes are not needed for a count.
         self.0
-            .encode(text, false)
+            .encode_fast(text, false)
             .map(|encoding| encoding.len())
             .map_err(|e| BackendError::Tokenizer(e.to_string()))
     }
