@@ -7,11 +7,11 @@
 //! holds the object's response, and every fetch it makes, behind the output gate until the
 //! write is confirmed (0.4 ms a request on a quiet local workerd, 3.3 ms with the CPU busy;
 //! replication in production), and the rate limit writes on every request, so each answer
-//! and each full-mode call to gpu-backend would wait for it. The object is the one place its user's requests run, so
-//! the limit stays exact while it lives; after a restart it starts full, which changes
-//! nothing once the object has been idle for longer than a burst takes to refill (10 s by
-//! default: an idle object is evicted only after longer than that). History, the breaker
-//! and failed-authentication counts stay in SQLite.
+//! and each full-mode call to gpu-backend would wait for it. The object is the one place its
+//! user's requests run, so the limit stays exact while it lives; after a restart it starts
+//! full, which changes nothing once the object has been idle for longer than a burst takes
+//! to refill (10 s by default: an idle object is evicted only after longer than that).
+//! History, the breaker and failed-authentication counts stay in SQLite.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
