@@ -35,16 +35,28 @@ pub struct Args {
     /// tokenizer.json for token counts (default: the model directory's).
     #[arg(long, env = "CHAT_TOKENIZER")]
     pub tokenizer: Option<PathBuf>,
-    #[arg(long, env = "BACKEND_CONNECT_TIMEOUT_MS", default_value_t = 2_000)]
+    // The engine timeouts have names of their own: the edge's BACKEND_*_TIMEOUT_MS mean its
+    // wait for gpu-backend, with other defaults, and one shared environment (compose, one
+    // .env, `cargo xtask dev-full`) must not set both.
+    /// Connecting to a vLLM server.
+    #[arg(long, env = "ENGINE_CONNECT_TIMEOUT_MS", default_value_t = 2_000)]
     pub connect_timeout_ms: u64,
-    #[arg(long, env = "BACKEND_FIRST_TOKEN_TIMEOUT_MS", default_value_t = 30_000)]
+    /// From sending a request to an engine to its first token.
+    #[arg(long, env = "ENGINE_FIRST_TOKEN_TIMEOUT_MS", default_value_t = 30_000)]
     pub first_token_timeout_ms: u64,
-    #[arg(long, env = "BACKEND_IDLE_TIMEOUT_MS", default_value_t = 10_000)]
+    /// Longest silence between two tokens.
+    #[arg(long, env = "ENGINE_IDLE_TIMEOUT_MS", default_value_t = 10_000)]
     pub idle_timeout_ms: u64,
-    #[arg(long, env = "BACKEND_TOTAL_TIMEOUT_MS", default_value_t = 120_000)]
+    /// A whole generation.
+    #[arg(long, env = "ENGINE_TOTAL_TIMEOUT_MS", default_value_t = 120_000)]
     pub total_timeout_ms: u64,
-    #[arg(long, env = "BACKEND_HEALTH_INTERVAL_MS", default_value_t = 2_000)]
+    /// How often each vLLM server's `/health` is checked.
+    #[arg(long, env = "ENGINE_HEALTH_INTERVAL_MS", default_value_t = 2_000)]
     pub health_interval_ms: u64,
+    /// On SIGTERM or SIGINT: how long running answers may go on before they are ended and
+    /// the supervised vLLM is stopped.
+    #[arg(long, env = "BACKEND_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
     /// Which engines serve: vLLM then the CPU engine (auto), vLLM only, or the CPU engine only.
     #[arg(long, env = "ENGINE", value_enum, default_value_t = EngineChoice::Auto)]
     pub engine: EngineChoice,
@@ -61,7 +73,8 @@ pub struct Args {
     pub vllm_autostart: bool,
     #[arg(long, env = "VLLM_SERVER_PORT", default_value_t = 8001)]
     pub vllm_server_port: u16,
-    #[arg(long, env = "VLLM_GPU_MEMORY_UTILIZATION", default_value_t = 0.9)]
+    /// The share of GPU memory vLLM takes (on vLLM's CPU build: the share of RAM).
+    #[arg(long, env = "VLLM_GPU_MEMORY_UTILIZATION", default_value_t = 0.8)]
     pub vllm_gpu_memory_utilization: f64,
     #[arg(long, env = "VLLM_TENSOR_PARALLEL_SIZE", default_value_t = 1)]
     pub vllm_tensor_parallel_size: u32,
@@ -72,6 +85,16 @@ pub struct Args {
     #[arg(long, env = "VLLM_EXTRA_ARGS", default_value = "")]
     pub vllm_extra_args: String,
 }
+
+/// The edge's names that gpu-backend once read with another meaning; it says so at start.
+pub const EDGE_ONLY_VARIABLES: [(&str, &str); 3] = [
+    (
+        "BACKEND_FIRST_TOKEN_TIMEOUT_MS",
+        "ENGINE_FIRST_TOKEN_TIMEOUT_MS",
+    ),
+    ("BACKEND_IDLE_TIMEOUT_MS", "ENGINE_IDLE_TIMEOUT_MS"),
+    ("BACKEND_TOTAL_TIMEOUT_MS", "ENGINE_TOTAL_TIMEOUT_MS"),
+];
 
 impl Args {
     pub fn timeouts(&self) -> Timeouts {

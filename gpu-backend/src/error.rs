@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use eindr_contract::openai::{ErrorBody, ErrorDetail};
+use serde_json::Value;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -67,14 +68,21 @@ impl BackendError {
         }
     }
 
-    pub fn body(&self) -> Value {
+    pub fn body(&self) -> ErrorBody {
         let (_, error_type, code) = self.parts();
-        json!({"error": {"message": self.to_string(), "type": error_type, "code": code, "param": null}})
+        ErrorBody {
+            error: ErrorDetail {
+                message: self.to_string(),
+                kind: error_type.to_owned(),
+                code: Value::from(code),
+                param: Value::Null,
+            },
+        }
     }
 
     /// The SSE frame that ends a stream that failed after it started: never a clean end.
     pub fn sse_data(&self) -> String {
-        self.body().to_string()
+        serde_json::to_string(&self.body()).unwrap_or_default()
     }
 }
 

@@ -3,7 +3,6 @@
 //! the context window with the model's own tokenizer, streams tokens back, spreads requests
 //! over healthy vLLM servers, and can supervise vLLM itself.
 
-pub mod api;
 pub mod config;
 pub mod cpu;
 pub mod engine;

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use edge_core::config::GenerationSettings;
-use gpu_backend::config::Args;
+use gpu_backend::config::{Args, EDGE_ONLY_VARIABLES};
 use gpu_backend::cpu::CpuEngine;
-use gpu_backend::engine::{EngineChoice, Engines};
+use gpu_backend::engine::{CpuSlot, Engine, EngineChoice, Engines, VllmPool};
 use gpu_backend::metrics::Metrics;
 use gpu_backend::prompt::TokenCounter;
 use gpu_backend::service::{AppState, router};
@@ -30,6 +30,13 @@ async fn main() -> anyhow::Result<()> {
             "BACKEND_API_KEY is not set: refusing to serve without authentication \
              (set BACKEND_DEV=true for a local development run)"
         );
+    }
+    for (edge_name, ours) in EDGE_ONLY_VARIABLES {
+        if std::env::var_os(edge_name).is_some() {
+            tracing::info!(
+                "{edge_name} is the edge's wait for gpu-backend; gpu-backend's own is {ours}"
+            );
+        }
     }
     let generation = GenerationSettings::from_lookup(|name| std::env::var(name).ok())?;
     let metrics = Arc::new(Metrics::new());
@@ -67,12 +74,19 @@ async fn main() -> anyhow::Result<()> {
     if args.engine == EngineChoice::Cpu {
         urls.clear();
     }
-    let engines = Arc::new(Engines::new(
-        &urls,
-        cpu,
-        args.timeouts(),
-        Arc::clone(&metrics),
-    )?);
+    let timeouts = args.timeouts();
+    let mut chain: Vec<Arc<dyn Engine>> = Vec::new();
+    if !urls.is_empty() {
+        chain.push(Arc::new(VllmPool::new(
+            &urls,
+            timeouts,
+            Arc::clone(&metrics),
+        )?));
+    }
+    if let Some(cpu) = cpu {
+        chain.push(Arc::new(CpuSlot::new(cpu, timeouts, &metrics)));
+    }
+    let engines = Arc::new(Engines::new(chain, timeouts.total, Arc::clone(&metrics)));
     engines.check_all().await;
     engines.spawn_health_checks(Duration::from_millis(args.health_interval_ms.max(100)));
     let state = Arc::new(AppState {
@@ -93,16 +107,42 @@ async fn main() -> anyhow::Result<()> {
             tracing::warn!(error = %e, "TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // SIGTERM (docker, Kubernetes, systemd) and SIGINT alike: stop accepting, give running
+    // answers the grace period, then stop vLLM so that it never outlives us.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        let mut stop_rx = stop_rx;
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    });
+    let serving = tokio::spawn(async move { server.await });
+    let signal = shutdown_signal().await?;
+    tracing::info!(signal, "shutting down: no new requests");
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_millis(args.shutdown_grace_ms);
+    match tokio::time::timeout(grace, serving).await {
+        Ok(served) => served??,
+        Err(_) => tracing::warn!(
+            grace_ms = args.shutdown_grace_ms,
+            "answers still running after the grace period are ended"
+        ),
+    }
     let _ = shutdown_tx.send(true);
     if let Some(task) = supervisor_task {
         let _ = task.await;
     }
+    tracing::info!("gpu-backend stopped");
     Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT; its name.
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
 }
 
 /// The CPU engine, when ENGINE and CPU_MODEL_PATH ask for one: loaded (and compiled by

@@ -1,7 +1,10 @@
 //! Prometheus metrics (`GET /metrics`, text exposition): requests, time to first token,
 //! tokens, engine availability, generations by engine, failovers, and the backend's own added latency.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use eindr_contract::InferenceEngine;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -88,11 +91,13 @@ impl Metrics {
         }
     }
 
-    pub fn count_request(&self, outcome: &str, seconds: f64) {
-        self.requests
-            .get_or_create(&vec![("outcome", outcome.to_owned())])
-            .inc();
-        self.request_seconds.observe(seconds);
+    /// Starts the record of one chat request; see [`RequestRecord`].
+    pub fn request(self: &Arc<Self>) -> RequestRecord {
+        RequestRecord {
+            metrics: Arc::clone(self),
+            started: Instant::now(),
+            outcome: "cancelled",
+        }
     }
 
     pub fn observe_first_token(&self, seconds: f64) {
@@ -112,20 +117,20 @@ impl Metrics {
             .inc_by(u64::from(completion));
     }
 
-    /// `engine` is `vllm` (one series per server) or `cpu`.
-    pub fn set_engine_available(&self, engine: &str, server: &str, available: bool) {
+    /// One series per vLLM server, one for the CPU engine (`server="local"`).
+    pub fn set_engine_available(&self, engine: InferenceEngine, server: &str, available: bool) {
         self.engine_available
             .get_or_create(&vec![
-                ("engine", engine.to_owned()),
+                ("engine", engine.as_str().to_owned()),
                 ("server", server.to_owned()),
             ])
             .set(i64::from(available));
     }
 
-    /// A generation started on `engine` (`vLLM` or `cpu`): which engine is answering.
-    pub fn count_generation(&self, engine: &str) {
+    /// A generation started on `engine`: which engine is answering.
+    pub fn count_generation(&self, engine: InferenceEngine) {
         self.generations
-            .get_or_create(&vec![("inference_engine", engine.to_owned())])
+            .get_or_create(&vec![("inference_engine", engine.as_str().to_owned())])
             .inc();
     }
 
@@ -140,5 +145,40 @@ impl Metrics {
             let _ = encode(&mut text, &registry);
         }
         text
+    }
+}
+
+/// One chat request in the metrics: written once, when the record is dropped (the answer
+/// sent, the stream ended, or the client gone), with the outcome last set by
+/// [`RequestRecord::finish`] (`ok` or the error's code; `cancelled` when the client left
+/// before the end) and the time since the request came in.
+pub struct RequestRecord {
+    metrics: Arc<Metrics>,
+    started: Instant,
+    outcome: &'static str,
+}
+
+impl RequestRecord {
+    pub fn finish(&mut self, outcome: &'static str) {
+        self.outcome = outcome;
+    }
+
+    /// Seconds since the request came in.
+    pub fn elapsed_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        self.metrics
+            .requests
+            .get_or_create(&vec![("outcome", self.outcome.to_owned())])
+            .inc();
+        self.metrics.request_seconds.observe(self.elapsed_s());
     }
 }

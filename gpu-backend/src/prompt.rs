@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 
-use crate::api::{ChatMessage, Role};
 use crate::error::BackendError;
+use eindr_contract::openai::{ChatMessage, Role};
 
 /// What the model is told it is, unless the caller sends a system message.
 pub const DEFAULT_PERSONA: &str =
@@ -156,10 +156,10 @@ mod tests {
         }
     }
 
-    fn msg(role: Role, content: &str) -> ChatMessage {
+    fn msg(role: Role, content: &str) -> ChatMessage<'static> {
         ChatMessage {
             role,
-            content: content.into(),
+            content: content.to_owned().into(),
         }
     }
 

@@ -6,8 +6,8 @@ use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 
-use crate::api::Usage;
 use crate::error::BackendError;
+use eindr_contract::openai::Usage;
 
 /// One thing the engine sent.
 #[derive(Debug, Clone, PartialEq)]

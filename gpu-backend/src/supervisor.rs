@@ -1,12 +1,18 @@
 //! Supervising vLLM (`VLLM_AUTOSTART=true`): start its OpenAI server, wait for `/health` with a
-//! progress line, restart it with backoff when it dies, stop it on shutdown.
+//! progress line, restart it with backoff when it dies (saying why, from its own output),
+//! and stop it and every process it started on shutdown.
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
+
+/// How long vLLM gets to stop after SIGTERM before it and its workers get SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct VllmCommand {
@@ -56,12 +62,65 @@ impl VllmCommand {
             .arg(self.tensor_parallel_size.to_string())
             .args(&self.extra_args)
             .stdin(Stdio::null())
+            // Read by `relay_output`: passed on, and its last error line kept.
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         cmd.spawn()
     }
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The last line of vLLM's output that reads as an error (Python's `...Error: ...`, or a log
+/// line at ERROR), else its last line: what an operator needs when it will not start.
+#[derive(Clone, Default)]
+struct LastWords(Arc<Mutex<(Option<String>, Option<String>)>>);
+
+impl LastWords {
+    fn note(&self, line: &str) {
+        let line = line.trim();
+        if line.is_empty() {
+            return;
+        }
+        if let Ok(mut words) = self.0.lock() {
+            if line.contains("Error") || line.contains("ERROR") {
+                words.0 = Some(line.to_owned());
+            }
+            words.1 = Some(line.to_owned());
+        }
+    }
+
+    fn take(&self) -> String {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut words| {
+                let (error, last) = std::mem::take(&mut *words);
+                error.or(last)
+            })
+            .unwrap_or_else(|| "no output".to_owned())
+    }
+}
+
+/// Passes vLLM's output on to ours, line by line, noting its last words.
+fn relay_output(child: &mut Child, words: &LastWords) {
+    fn relay(stream: impl AsyncRead + Unpin + Send + 'static, words: LastWords) {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("{line}");
+                words.note(&line);
+            }
+        });
+    }
+    if let Some(out) = child.stdout.take() {
+        relay(out, words.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        relay(err, words.clone());
     }
 }
 
@@ -83,15 +142,14 @@ pub async fn supervise(command: VllmCommand, mut shutdown: watch::Receiver<bool>
                 continue;
             }
         };
+        let words = LastWords::default();
+        relay_output(&mut child, &words);
         tracing::info!(pid = child.id(), model = %command.model, "vLLM starting");
         let mut ready = false;
         let mut last_progress = Instant::now();
-        loop {
+        let status = loop {
             tokio::select! {
-                status = child.wait() => {
-                    tracing::error!(?status, "vLLM exited");
-                    break;
-                }
+                status = child.wait() => break status,
                 _ = shutdown.changed() => {
                     stop(&mut child).await;
                     return;
@@ -108,12 +166,20 @@ pub async fn supervise(command: VllmCommand, mut shutdown: watch::Receiver<bool>
                     }
                 }
             }
-        }
+        };
         // A run that stayed up a while starts the backoff over.
         if started.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_secs(1);
         }
-        tracing::warn!(retry_in_s = backoff.as_secs(), "restarting vLLM");
+        let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+        // Give the output relays a moment to read vLLM's last lines.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let why = words.take();
+        if ready {
+            tracing::warn!(%status, last_error = %why, retry_in_s = backoff.as_secs(), "vLLM exited; restarting it");
+        } else {
+            tracing::warn!(%status, last_error = %why, retry_in_s = backoff.as_secs(), "vLLM failed to start; retrying");
+        }
         if wait_or_shutdown(backoff, &mut shutdown).await {
             return;
         }
@@ -129,26 +195,125 @@ async fn wait_or_shutdown(delay: Duration, shutdown: &mut watch::Receiver<bool>)
     }
 }
 
-/// SIGTERM, then SIGKILL after 10 s.
+/// SIGTERM to vLLM, then SIGKILL after [`STOP_GRACE`] to it and every process it started
+/// (its engine core and workers, which would otherwise outlive it holding the GPU and port).
 async fn stop(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        let _ = Command::new("kill")
-            .args(["-s", "TERM", "--", &pid.to_string()])
-            .status()
-            .await;
-        if tokio::time::timeout(Duration::from_secs(10), child.wait())
-            .await
-            .is_ok()
-        {
-            return;
-        }
+    let Some(pid) = child.id() else {
+        return;
+    };
+    // Taken before the signal: once vLLM is gone its workers belong to init.
+    let family = descendants(pid);
+    signal("TERM", pid).await;
+    let stopped = tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok();
+    if !stopped {
+        tracing::warn!(pid, "vLLM did not stop within the grace period: killing it");
+        let _ = child.kill().await;
     }
-    let _ = child.kill().await;
+    // Workers still running a moment after their parent ended are killed.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while family.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for left in family.into_iter().filter(|p| alive(*p)) {
+        tracing::warn!(pid = left, "a vLLM worker outlived it: killing it");
+        signal("KILL", left).await;
+    }
+    tracing::info!(pid, "vLLM stopped");
+}
+
+async fn signal(name: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-s", name, "--", &pid.to_string()])
+        .status()
+        .await;
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited; only its parent's wait is missing.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat_fields(&stat).is_some_and(|(state, _)| state != "Z"))
+}
+
+/// State and parent pid from `/proc/PID/stat` (the name in parentheses may hold spaces).
+fn stat_fields(stat: &str) -> Option<(&str, u32)> {
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Every process below `root` now, from `/proc` (Linux; elsewhere none are found).
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, stat_fields(&stat)?.1))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut next = 0;
+    while next < found.len() {
+        let parent = found[next];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, ppid)| *ppid == parent)
+                .map(|(pid, _)| *pid),
+        );
+        next += 1;
+    }
+    found.remove(0);
+    found
 }
 
 #[cfg(test)]
 mod tests {
-    use super::model_argument;
+    use super::{LastWords, descendants, model_argument, stat_fields};
+
+    #[test]
+    fn the_last_error_line_says_why() {
+        let words = LastWords::default();
+        for line in [
+            "INFO starting",
+            "ValueError: Available memory on node 0 (13.74/15.84 GiB) on startup is less than desired CPU memory utilization (0.9, 14.25 GiB)",
+            "  ",
+            "INFO shutting down",
+        ] {
+            words.note(line);
+        }
+        assert!(words.take().starts_with("ValueError: Available memory"));
+        words.note("just a line");
+        assert_eq!(words.take(), "just a line");
+        assert_eq!(words.take(), "no output");
+    }
+
+    #[test]
+    fn descendants_are_found_in_proc() {
+        assert_eq!(
+            stat_fields("12 (a (b) c) S 7 12 12"),
+            Some(("S", 7)),
+            "a name with spaces and parentheses"
+        );
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & wait"])
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut found = Vec::new();
+        while found.is_empty() && std::time::Instant::now() < deadline {
+            found = descendants(child.id());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(found.len(), 1, "the shell's sleep");
+        let _ = std::process::Command::new("kill")
+            .arg(found[0].to_string())
+            .status();
+        let _ = child.wait();
+    }
 
     #[test]
     fn a_lone_file_is_refused_a_directory_or_hub_id_is_taken() {

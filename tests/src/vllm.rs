@@ -73,6 +73,25 @@ impl Process {
         self.child.as_ref().map(Child::id)
     }
 
+    /// SIGTERM to the process alone (as docker, Kubernetes and systemd send it), then waits up
+    /// to `limit` for it to exit; its exit status, or `None` if it is still running.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        Command::new("kill")
+            .args(["-s", "TERM", "--", &child.id().to_string()])
+            .status()
+            .ok()?;
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGKILL to the whole group (vLLM's engine runs in child processes), then reap.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -174,7 +193,7 @@ impl Backend {
             ("CHAT_MAX_TOKENS", "16".to_owned()),
             // Requests may lower it; the random model needs a high one to say words at all.
             ("CHAT_TEMPERATURE", "2.0".to_owned()),
-            ("BACKEND_HEALTH_INTERVAL_MS", "500".to_owned()),
+            ("ENGINE_HEALTH_INTERVAL_MS", "500".to_owned()),
             ("VLLM_EXTRA_ARGS", "--enforce-eager".to_owned()),
             ("VLLM_CPU_KVCACHE_SPACE", "1".to_owned()),
             ("HF_HUB_OFFLINE", "1".to_owned()),

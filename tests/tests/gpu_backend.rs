@@ -232,6 +232,68 @@ fn gpu_backend_on_real_vllm() {
         json!({"messages": user("back?"), "temperature": 0, "max_tokens": 2, "stream": true}),
     );
     assert_eq!(status, 200, "{body}");
+
+    eprintln!("check: SIGTERM stops gpu-backend and the vLLM it supervises, leaving nothing");
+    let family = vllm_family(&supervised_port);
+    assert!(!family.is_empty(), "no supervised vLLM found");
+    let mut supervised = supervised;
+    let started = Instant::now();
+    // gpu-backend's grace for running answers (none here) plus vLLM's SIGTERM→SIGKILL grace.
+    let status = supervised
+        .process
+        .terminate(Duration::from_secs(25))
+        .expect("gpu-backend did not exit within its grace periods after SIGTERM");
+    assert!(status.success(), "gpu-backend exited with {status}");
+    eprintln!(
+        "gpu-backend and vLLM stopped in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let left: Vec<u32> = family.into_iter().filter(|pid| alive(*pid)).collect();
+    assert!(left.is_empty(), "vLLM processes left running: {left:?}");
+}
+
+/// The supervised vLLM API server on `port` and every process below it.
+fn vllm_family(port: &str) -> Vec<u32> {
+    let table = std::process::Command::new("ps")
+        .args(["-eo", "pid=,ppid=,args="])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    let rows: Vec<(u32, u32, &str)> = table
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let pid = parts.next()?.parse().ok()?;
+            let ppid = parts.next()?.parse().ok()?;
+            Some((pid, ppid, l))
+        })
+        .collect();
+    let needle = format!("--port {port}");
+    let mut family: Vec<u32> = rows
+        .iter()
+        .filter(|(_, _, l)| l.contains("vllm.entrypoints.openai.api_server") && l.contains(&needle))
+        .map(|(pid, ..)| *pid)
+        .collect();
+    let mut next = 0;
+    while next < family.len() {
+        let parent = family[next];
+        family.extend(
+            rows.iter()
+                .filter(|(_, ppid, _)| *ppid == parent)
+                .map(|(pid, ..)| *pid),
+        );
+        next += 1;
+    }
+    family
+}
+
+/// Whether `pid` is a live process (a zombie has exited).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z")
+    })
 }
 
 /// Kills the vLLM API server listening on `port` (the supervisor's child), as a crash would.

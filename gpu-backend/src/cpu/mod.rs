@@ -13,8 +13,8 @@ use serde::Deserialize;
 use thiserror::Error;
 use tokenizers::Tokenizer;
 
-use crate::api::Usage;
 use crate::sse::Piece;
+use eindr_contract::openai::Usage;
 
 pub use model::{BloomOnnx, KvCache};
 pub use sampling::{Sampler, SamplingParams, truncated_distribution};
