@@ -5,6 +5,7 @@
 //! upstream NLU pipeline, which may add fields; unknown ones are ignored and `data` is
 //! free-form).
 
+use eindr_contract::InferenceEngine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -55,11 +56,12 @@ pub struct ProcessingResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelInfo {
     pub model_name: String,
-    pub inference_engine: &'static str,
+    pub inference_engine: InferenceEngine,
     /// Seconds.
     pub response_time: f64,
 }
 
+/// The answer of a turn (`POST /api/chat/respond`; the closing frame of a streamed one).
 #[derive(Debug, Clone, Serialize)]
 pub struct RespondResponse {
     pub success: bool,

@@ -1,8 +1,10 @@
 //! eindr-chat edge core: everything the edge decides, free of any platform.
 //!
 //! Adapters (Cloudflare Workers, Spin, the native dev server) turn their requests into
-//! [`HttpRequest`], provide [`Services`] and send back the [`HttpResponse`] from
-//! [`EdgeApp::handle`].
+//! [`HttpRequest`], provide [`Services`] and call [`EdgeApp::serve`]: they send the
+//! [`Served`] response, and for a streamed turn its head, then run [`EdgeApp::stream`] into
+//! their response body. [`EdgeApp::handle`] does both and buffers the body, for tests and
+//! callers that do not stream.
 
 pub mod api;
 pub mod app;

@@ -10,18 +10,17 @@
 //!
 //! Whatever goes wrong ends well-formed: no first token in time → the minimal reply as the
 //! only delta; cut after tokens → a closing sentence; history records exactly the deltas sent.
-//! Only a failure to store the turn ends with an error event and no `[DONE]`.
+//! Only a failure to store the turn ends with an error event and no `[DONE]`. The turn itself
+//! is the one pipeline of `turn.rs`; this file is its event-stream sink and ending.
 
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use super::{EdgeApp, MINIMAL_ENGINE, TurnRequest};
+use super::EdgeApp;
+use super::turn::{DeltaSink, TurnRequest};
 use crate::api::{Flavour, OpenAiTurn};
-use crate::backend::{self, BackendFailure};
-use crate::history::{Role, Turn};
 use crate::http::HttpResponse;
-use crate::platform::{ConversationStore, Outbound, RecordKind, Services, StoreKey};
-use crate::replies::{Reply, closing_sentence, minimal_reply};
+use crate::platform::{ConversationStore, Outbound, Services};
 
 /// What the adapter sends for a request.
 pub enum Served {
@@ -107,7 +106,9 @@ impl<K: BodySink> Events<'_, K> {
             self.client_gone = true;
         }
     }
+}
 
+impl<K: BodySink> DeltaSink for Events<'_, K> {
     async fn delta(&mut self, text: &str) {
         if text.is_empty() || self.client_gone {
             return;
@@ -127,6 +128,18 @@ impl<K: BodySink> Events<'_, K> {
         if !self.client_gone {
             self.delivered.push_str(text);
         }
+    }
+
+    fn delivered(&self) -> &str {
+        &self.delivered
+    }
+
+    fn client_gone(&self) -> bool {
+        self.client_gone
+    }
+
+    fn closes_cut_answers(&self) -> bool {
+        *self.flavour == Flavour::Eindr
     }
 }
 
@@ -157,73 +170,21 @@ impl EdgeApp {
             delivered: String::new(),
             client_gone: false,
         };
-        let message = turn.message.as_str();
-        let context = turn.context.as_ref();
-        let roll = svc.random.next_u64();
-        let mut engine = MINIMAL_ENGINE;
-        let mut fallback_used = turn.wants_backend;
-        let mut cut = None;
-        if turn.wants_backend {
-            let answered = self
-                .stream_from_backend(&turn, svc, &mut events, roll)
-                .await;
-            match answered {
-                Ok((answered_by, cut_by)) => {
-                    engine = answered_by;
-                    fallback_used = cut_by.is_some();
-                    cut = cut_by;
-                }
-                Err(failure) => {
-                    tracing::warn!(target: "fallback", reason = failure.reason(), %failure, "full mode fell back to minimal");
-                }
+        let outcome = match self.run_turn(&turn, svc, &mut events).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::error!(%error, "streamed turn not stored");
+                let (_, error_type, code) = error.parts();
+                let frame = json!({"error": {"message": error.to_string(), "type": error_type, "code": code}});
+                events.frame(&frame.to_string()).await;
+                return;
             }
-        }
-        let mut context_used = engine != MINIMAL_ENGINE && context.is_some();
-        let minimal = if engine == MINIMAL_ENGINE {
-            // Nothing came from the backend: the minimal reply is the answer. The previous
-            // assistant turn keeps it from repeating itself word for word.
-            let previous = self.last_assistant_turn(&turn.user, svc).await;
-            let reply = minimal_reply(message, context, previous.as_deref(), roll);
-            events.delta(&reply.text).await;
-            context_used = reply.context_used;
-            Some(reply)
-        } else {
-            None
         };
-        let delivered = events.delivered.trim().to_owned();
-        let user_intent = context.and_then(|c| c.intent.clone());
-        let stored = self
-            .append_exchange(&turn.user, message, user_intent, svc, |_| {
-                // The intent of the exchange as the reply engine reads it.
-                let intent = minimal
-                    .as_ref()
-                    .map(|m| m.intent.clone())
-                    .unwrap_or_else(|| minimal_reply(message, context, None, roll).intent);
-                let reply = Reply {
-                    text: delivered.clone(),
-                    intent,
-                    context_used,
-                };
-                (reply, engine)
-            })
-            .await;
-        if let Err(error) = stored {
-            tracing::error!(%error, "streamed turn not stored");
-            let (_, error_type, code) = error.parts();
-            let frame =
-                json!({"error": {"message": error.to_string(), "type": error_type, "code": code}});
-            events.frame(&frame.to_string()).await;
-            return;
-        }
-        let reply = Reply {
-            text: delivered,
-            intent: String::new(),
-            context_used,
-        };
-        let summary = self.summary_of(&turn, reply, engine, fallback_used, svc.clock.now_ms());
+        let cut = outcome.cut;
         match &turn.flavour {
             Flavour::Eindr => {
-                let mut done = serde_json::to_value(&summary).unwrap_or(Value::Null);
+                let response = self.turn_response(&turn, outcome, svc.clock.now_ms());
+                let mut done = serde_json::to_value(&response).unwrap_or(Value::Null);
                 if let Value::Object(fields) = &mut done {
                     fields.insert("done".into(), Value::Bool(true));
                 }
@@ -231,7 +192,7 @@ impl EdgeApp {
             }
             // OpenAI clients have no place for a closing sentence: a cut answer ends with
             // an error event, never a clean-looking end.
-            Flavour::OpenAi(_) if cut.is_some() => {
+            Flavour::OpenAi(_) if cut => {
                 let frame = json!({"error": {
                     "message": "the model's answer broke off",
                     "type": "server_error",
@@ -246,76 +207,5 @@ impl EdgeApp {
             }
         }
         events.frame("[DONE]").await;
-    }
-
-    /// Relays the backend's answer as deltas. `Ok((engine, cut))` once text was delivered
-    /// (in the Eindr flavour a cut answer is finished with a closing sentence); `Err` when
-    /// nothing usable came.
-    async fn stream_from_backend<S: ConversationStore, O: Outbound, K: BodySink>(
-        &self,
-        turn: &TurnRequest,
-        svc: &Services<'_, S, O>,
-        events: &mut Events<'_, K>,
-        roll: u64,
-    ) -> Result<(&'static str, Option<BackendFailure>), BackendFailure> {
-        let mut answer = backend::start(
-            &self.config,
-            &self.history,
-            svc,
-            &turn.user,
-            &turn.message,
-            turn.context.as_ref(),
-        )
-        .await?;
-        let cut = loop {
-            match answer.next_text().await {
-                Ok(Some(text)) => {
-                    events.delta(&text).await;
-                    if events.client_gone {
-                        break None;
-                    }
-                }
-                Ok(None) => break None,
-                Err(failure) => break Some(failure),
-            }
-        };
-        events.delta(&answer.flush()).await;
-        let nothing = events.delivered.trim().is_empty();
-        let outcome = match (&cut, nothing) {
-            (Some(failure), true) => Err(failure.clone()),
-            (None, true) => Err(BackendFailure::Empty),
-            (cut, false) => Ok(cut.clone()),
-        };
-        backend::settle(&self.config, svc, outcome.as_ref().map(Option::as_ref)).await;
-        let cut = outcome?;
-        if let Some(failure) = &cut {
-            tracing::warn!(target: "fallback", reason = failure.reason(), %failure, "answer cut; closed by the edge");
-            if turn.flavour == Flavour::Eindr {
-                events.delta(&format!(" {}", closing_sentence(roll))).await;
-            }
-        }
-        Ok((answer.engine(), cut))
-    }
-
-    async fn last_assistant_turn<S: ConversationStore, O: Outbound>(
-        &self,
-        user: &str,
-        svc: &Services<'_, S, O>,
-    ) -> Option<String> {
-        let key = StoreKey {
-            kind: RecordKind::History,
-            owner: user,
-        };
-        let bytes = svc.store.get(key).await.ok()?;
-        let conversation = self
-            .history
-            .decode(bytes.as_deref(), key.flat().as_bytes())
-            .ok()?;
-        conversation
-            .turns
-            .iter()
-            .rev()
-            .find(|t: &&Turn<'_>| t.role == Role::Assistant)
-            .map(|t| t.content.to_string())
     }
 }

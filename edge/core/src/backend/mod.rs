@@ -5,7 +5,8 @@ pub mod breaker;
 mod tokens;
 mod turn;
 
-use serde_json::{Value, json};
+use eindr_contract::openai::{ChatMessage, ChatRequest, Role as WireRole};
+use serde_json::Value;
 use thiserror::Error;
 
 use crate::api::ChatContext;
@@ -14,13 +15,7 @@ use crate::history::{Role, Turn};
 use crate::platform::{OutboundError, OutboundRequest};
 
 pub use tokens::{Piece, TokenStream};
-pub use turn::{BREAKER_KEY, BackendTurn, Generated, breaker_policy, generate, settle, start};
-
-/// The engine names reported in `model_info.inference_engine`.
-pub const VLLM_ENGINE: &str = "vLLM";
-pub const CPU_ENGINE: &str = "cpu";
-/// gpu-backend's response header naming the engine that answered.
-pub const ENGINE_HEADER: &str = "x-inference-engine";
+pub use turn::{BREAKER_KEY, BackendTurn, breaker_policy, settle, start};
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum BackendFailure {
@@ -95,28 +90,32 @@ pub fn chat_request(
     message: &str,
     context: Option<&ChatContext>,
 ) -> OutboundRequest {
-    let mut messages: Vec<Value> = history
+    let mut messages: Vec<ChatMessage<'_>> = history
         .iter()
-        .map(|t| {
-            let role = match t.role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            json!({"role": role, "content": t.content})
+        .map(|t| ChatMessage {
+            role: match t.role {
+                Role::User => WireRole::User,
+                Role::Assistant => WireRole::Assistant,
+            },
+            content: t.content.as_ref().into(),
         })
         .collect();
-    messages.push(json!({"role": "user", "content": message}));
-    let body = json!({
-        "model": generation.model_name,
-        "messages": messages,
-        "stream": true,
-        "max_tokens": generation.max_tokens,
-        "temperature": generation.temperature,
-        "top_p": generation.top_p,
-        "top_k": generation.top_k,
-        "repetition_penalty": generation.repetition_penalty,
-        "context": context,
+    messages.push(ChatMessage {
+        role: WireRole::User,
+        content: message.into(),
     });
+    let request = ChatRequest {
+        model: Some(generation.model_name.clone()),
+        messages,
+        stream: true,
+        max_tokens: Some(generation.max_tokens),
+        temperature: Some(generation.temperature),
+        top_p: Some(generation.top_p),
+        top_k: Some(generation.top_k),
+        repetition_penalty: Some(generation.repetition_penalty),
+        context: context.and_then(|c| serde_json::to_value(c).ok()),
+        ..ChatRequest::default()
+    };
     let headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
         ("accept".to_owned(), "text/event-stream".to_owned()),
@@ -126,7 +125,7 @@ pub fn chat_request(
         "POST",
         format!("{url}/v1/chat/completions"),
         headers,
-        body.to_string().into_bytes(),
+        serde_json::to_vec(&request).unwrap_or_default(),
     )
 }
 
@@ -157,14 +156,6 @@ fn authorized(
         url,
         headers,
         body,
-    }
-}
-
-/// The engine named by gpu-backend's header; vLLM when it does not say.
-pub fn engine_from_header(value: Option<&str>) -> &'static str {
-    match value {
-        Some(v) if v.eq_ignore_ascii_case(CPU_ENGINE) => CPU_ENGINE,
-        _ => VLLM_ENGINE,
     }
 }
 

@@ -4,12 +4,13 @@
 
 use std::pin::pin;
 
+use eindr_contract::openai::{ChatCompletionChunk, ErrorBody};
+use eindr_contract::{ENGINE_HEADER, InferenceEngine};
 use eventsource_stream::{EventStream, EventStreamError};
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
-use serde::Deserialize;
 
-use super::{BackendFailure, ENGINE_HEADER, engine_from_header};
+use super::BackendFailure;
 use crate::config::BackendConfig;
 use crate::platform::{Clock, Outbound, OutboundRequest};
 
@@ -20,44 +21,11 @@ pub struct Piece {
     pub finish_reason: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    choices: Vec<Choice>,
-    #[serde(default)]
-    error: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
-    #[serde(default)]
-    delta: Delta,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct Delta {
-    #[serde(default)]
-    content: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    code: Option<serde_json::Value>,
-}
-
 pub struct TokenStream<'a, O: Outbound> {
     outbound: &'a O,
     clock: &'a dyn Clock,
     events: EventStream<O::Body>,
-    engine: &'static str,
+    engine: InferenceEngine,
     started_ms: u64,
     first_token_ms: u64,
     idle_ms: u64,
@@ -102,13 +70,11 @@ impl<'a, O: Outbound> TokenStream<'a, O> {
                 .flatten()
                 .and_then(Result::ok)
                 .and_then(|bytes| serde_json::from_slice::<ErrorBody>(&bytes).ok())
-                .and_then(|e| e.error.code)
-                .map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_owned))
-                .unwrap_or_else(|| "unknown".into());
+                .map_or_else(|| "unknown".into(), |e| e.error.code_text());
             return Err(BackendFailure::Status { status, code });
         }
         Ok(Self {
-            engine: engine_from_header(response.header(ENGINE_HEADER)),
+            engine: InferenceEngine::from_header(response.header(ENGINE_HEADER)),
             outbound,
             clock,
             events: EventStream::new(response.body),
@@ -121,7 +87,7 @@ impl<'a, O: Outbound> TokenStream<'a, O> {
         })
     }
 
-    pub fn engine(&self) -> &'static str {
+    pub fn engine(&self) -> InferenceEngine {
         self.engine
     }
 
@@ -167,13 +133,14 @@ impl<'a, O: Outbound> TokenStream<'a, O> {
                 self.finished = true;
                 return Ok(None);
             }
-            let chunk: Chunk = serde_json::from_str(data)
+            let chunk: ChatCompletionChunk = serde_json::from_str(data)
                 .map_err(|e| BackendFailure::Garbage(format!("{e}: {}", preview(data))))?;
             if let Some(error) = chunk.error {
-                return Err(BackendFailure::ErrorEvent(preview(&error.to_string())));
+                let error = serde_json::to_string(&error).unwrap_or_default();
+                return Err(BackendFailure::ErrorEvent(preview(&error)));
             }
             // A usage-only chunk has no choices; the opening chunk has only the role.
-            let Some(choice) = chunk.choices.into_iter().next() else {
+            let Some(choice) = chunk.choices.into_iter().flatten().next() else {
                 continue;
             };
             let text = choice.delta.content.unwrap_or_default();

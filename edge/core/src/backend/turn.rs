@@ -1,12 +1,15 @@
-//! One full-mode turn against gpu-backend: ask the circuit breaker, send the stored history
-//! and the new message, hand out the masked answer piece by piece, and tell the breaker how
-//! it went. [`generate`] collects a whole answer; a streaming caller drives [`BackendTurn`].
+//! One full-mode turn against gpu-backend: ask the circuit breaker, send the conversation
+//! and the new message, hand out the masked answer piece by piece ([`BackendTurn`]), and tell
+//! the breaker how it went ([`settle`]). The caller (the edge's turn runner) reads the
+//! conversation once and decides what the user gets.
+
+use eindr_contract::InferenceEngine;
 
 use super::breaker::{Admission, BreakerPolicy, BreakerState};
 use super::{BackendFailure, TokenStream, chat_request};
 use crate::api::ChatContext;
-use crate::config::EdgeConfig;
-use crate::history::HistoryCodec;
+use crate::config::{BackendConfig, GenerationSettings};
+use crate::history::Turn;
 use crate::pii::PiiStream;
 use crate::platform::{ConversationStore, Outbound, RecordKind, Services, StoreKey};
 
@@ -16,20 +19,10 @@ pub const BREAKER_KEY: StoreKey<'static> = StoreKey {
     owner: "gpu-backend",
 };
 
-/// What the backend said, already masked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Generated {
-    pub text: String,
-    pub engine: &'static str,
-    /// Set when the answer broke off after some text: the caller finishes it.
-    pub cut: Option<BackendFailure>,
-    pub first_token_ms: Option<u64>,
-}
-
-pub fn breaker_policy(config: &EdgeConfig) -> BreakerPolicy {
+pub fn breaker_policy(backend: &BackendConfig) -> BreakerPolicy {
     BreakerPolicy {
-        failures: config.backend.breaker_failures,
-        open_ms: config.backend.breaker_open_ms,
+        failures: backend.breaker_failures,
+        open_ms: backend.breaker_open_ms,
     }
 }
 
@@ -41,7 +34,7 @@ pub struct BackendTurn<'a, O: Outbound> {
 }
 
 impl<O: Outbound> BackendTurn<'_, O> {
-    pub fn engine(&self) -> &'static str {
+    pub fn engine(&self) -> InferenceEngine {
         self.tokens.engine()
     }
 
@@ -75,22 +68,22 @@ impl<O: Outbound> BackendTurn<'_, O> {
     }
 }
 
-/// Starts a turn: breaker admission, the stored history, the request, the response head
-/// within the first-token budget. A failure here is already recorded with the breaker.
+/// Starts a turn: breaker admission, the request with the conversation so far (`history`,
+/// retention already applied), the response head within the first-token budget. A failure
+/// here is already recorded with the breaker.
 pub async fn start<'a, S: ConversationStore, O: Outbound>(
-    config: &EdgeConfig,
-    codec: &HistoryCodec,
+    backend: &BackendConfig,
+    generation: &GenerationSettings,
     svc: &Services<'a, S, O>,
-    user: &str,
+    history: &[Turn<'_>],
     message: &str,
     context: Option<&ChatContext>,
 ) -> Result<BackendTurn<'a, O>, BackendFailure> {
-    let url = config
-        .backend
+    let url = backend
         .url
         .as_deref()
         .ok_or(BackendFailure::NotConfigured)?;
-    let policy = breaker_policy(config);
+    let policy = breaker_policy(backend);
     let mut admission = Admission::Send;
     svc.store
         .update(BREAKER_KEY, &mut |current| {
@@ -103,42 +96,15 @@ pub async fn start<'a, S: ConversationStore, O: Outbound>(
     if let Admission::Reject { retry_in_ms } = admission {
         return Err(BackendFailure::BreakerOpen { retry_in_ms });
     }
-    let key = StoreKey {
-        kind: RecordKind::History,
-        owner: user,
-    };
-    let stored = match svc.store.get(key).await {
-        Ok(stored) => stored,
-        Err(e) => {
-            let failure = BackendFailure::Store(e.to_string());
-            settle(config, svc, Err(&failure)).await;
-            return Err(failure);
-        }
-    };
-    // Unreadable history is the history's problem, reported when the turn is stored; the
-    // backend then answers without it.
-    let mut conversation = codec
-        .decode(stored.as_deref(), key.flat().as_bytes())
-        .unwrap_or_default();
-    config
-        .history
-        .enforce(&mut conversation, svc.clock.now_ms());
-    let request = chat_request(
-        &config.backend,
-        url,
-        &config.generation,
-        &conversation.turns,
-        message,
-        context,
-    );
-    match TokenStream::open(svc.outbound, svc.clock, &config.backend, request).await {
+    let request = chat_request(backend, url, generation, history, message, context);
+    match TokenStream::open(svc.outbound, svc.clock, backend, request).await {
         Ok(tokens) => Ok(BackendTurn {
             tokens,
             masker: PiiStream::default(),
             done: false,
         }),
         Err(failure) => {
-            settle(config, svc, Err(&failure)).await;
+            settle(backend, svc, Err(&failure)).await;
             Err(failure)
         }
     }
@@ -147,7 +113,7 @@ pub async fn start<'a, S: ConversationStore, O: Outbound>(
 /// Tells the breaker how a started turn ended: `Ok(cut)` when text came (with the failure
 /// that cut it, if any), `Err` when nothing usable did.
 pub async fn settle<S: ConversationStore, O: Outbound>(
-    config: &EdgeConfig,
+    backend: &BackendConfig,
     svc: &Services<'_, S, O>,
     outcome: Result<Option<&BackendFailure>, &BackendFailure>,
 ) {
@@ -155,7 +121,7 @@ pub async fn settle<S: ConversationStore, O: Outbound>(
         Ok(cut) => cut.is_none_or(|f| !f.counts_against_backend()),
         Err(f) => !f.counts_against_backend(),
     };
-    let policy = breaker_policy(config);
+    let policy = breaker_policy(backend);
     let now = svc.clock.now_ms();
     let recorded = svc
         .store
@@ -167,38 +133,4 @@ pub async fn settle<S: ConversationStore, O: Outbound>(
         // The answer is good either way; a lost breaker update only delays its reaction.
         tracing::warn!(%error, "circuit breaker state not saved");
     }
-}
-
-/// Asks gpu-backend for the whole reply to `message`. Errors mean nothing usable came back.
-pub async fn generate<S: ConversationStore, O: Outbound>(
-    config: &EdgeConfig,
-    codec: &HistoryCodec,
-    svc: &Services<'_, S, O>,
-    user: &str,
-    message: &str,
-    context: Option<&ChatContext>,
-) -> Result<Generated, BackendFailure> {
-    let mut turn = start(config, codec, svc, user, message, context).await?;
-    let mut text = String::new();
-    let cut = loop {
-        match turn.next_text().await {
-            Ok(Some(piece)) => text.push_str(&piece),
-            Ok(None) => break None,
-            Err(failure) => break Some(failure),
-        }
-    };
-    text.push_str(&turn.flush());
-    let text = text.trim().to_owned();
-    let outcome = match cut {
-        Some(failure) if text.is_empty() => Err(failure),
-        None if text.is_empty() => Err(BackendFailure::Empty),
-        cut => Ok(Generated {
-            text,
-            engine: turn.engine(),
-            cut,
-            first_token_ms: turn.first_token_ms(),
-        }),
-    };
-    settle(config, svc, outcome.as_ref().map(|g| g.cut.as_ref())).await;
-    outcome
 }

@@ -1,0 +1,260 @@
+//! One turn, from either API, through one pipeline: the answer is made (by gpu-backend in full
+//! mode, else or on any failure by the reply engine), written into a [`DeltaSink`] as it comes,
+//! and the exchange stored in the user's history exactly as the user received it. A streamed
+//! answer's sink is the client's event stream; a whole answer's sink collects.
+
+use eindr_contract::InferenceEngine;
+
+use super::body::{parse_openai, parse_respond};
+use super::streaming::{Served, StreamingTurn};
+use super::{EdgeApp, answer};
+use crate::api::{ChatContext, Flavour, Mode, OpenAiTurn};
+use crate::auth::Principal;
+use crate::backend::{self, BackendFailure};
+use crate::error::ApiError;
+use crate::history::Turn;
+use crate::http::HttpRequest;
+use crate::platform::{ConversationStore, Outbound, Services};
+use crate::replies::{Reply, closing_sentence, minimal_reply};
+
+/// One turn, from either API, ready to be answered.
+pub struct TurnRequest {
+    pub(super) user: String,
+    pub(super) message: String,
+    pub(super) context: Option<ChatContext>,
+    pub(super) wants_backend: bool,
+    pub(super) stream: bool,
+    pub(super) flavour: Flavour,
+    pub(super) started_ms: u64,
+    pub(super) request_id: String,
+}
+
+/// Where a turn's answer goes as it is made.
+#[allow(async_fn_in_trait)]
+pub(super) trait DeltaSink {
+    /// Passes `text` on (nothing when it is empty or the client is gone) and keeps it.
+    async fn delta(&mut self, text: &str);
+    /// Everything passed on so far.
+    fn delivered(&self) -> &str;
+    fn client_gone(&self) -> bool;
+    /// Whether an answer cut after some text is finished with a closing sentence (an OpenAI
+    /// stream ends with an error event instead: its clients have no place for one).
+    fn closes_cut_answers(&self) -> bool;
+}
+
+/// How a turn was answered; the text is the sink's.
+pub(super) struct TurnOutcome {
+    pub engine: InferenceEngine,
+    pub fallback_used: bool,
+    /// The backend's answer broke off after some text.
+    pub cut: bool,
+    pub context_used: bool,
+    /// What the user received and history keeps.
+    pub text: String,
+}
+
+fn accepts_events(req: &HttpRequest) -> bool {
+    req.header("accept")
+        .is_some_and(|a| a.contains("text/event-stream"))
+}
+
+impl EdgeApp {
+    /// `POST /api/chat/respond`.
+    pub(super) async fn respond<S: ConversationStore, O: Outbound>(
+        &self,
+        req: &HttpRequest,
+        principal: &Principal,
+        svc: &Services<'_, S, O>,
+        request_id: &str,
+    ) -> Result<Served, ApiError> {
+        let started_ms = svc.clock.now_ms();
+        let body = parse_respond(req, &self.config)?;
+        let wants_backend = match body.mode {
+            Mode::Minimal => false,
+            Mode::Full => true,
+            Mode::Auto => !self.config.minimal_mode,
+        };
+        let turn = TurnRequest {
+            user: principal.user_id.clone(),
+            message: body.message,
+            context: body.context,
+            wants_backend,
+            stream: body.stream || accepts_events(req),
+            flavour: Flavour::Eindr,
+            started_ms,
+            request_id: request_id.to_owned(),
+        };
+        self.take_turn(turn, svc).await
+    }
+
+    /// `POST /v1/chat/completions`: OpenAI's chat completion over the same turn; the JWT is
+    /// the API key.
+    pub(super) async fn openai_chat<S: ConversationStore, O: Outbound>(
+        &self,
+        req: &HttpRequest,
+        principal: &Principal,
+        svc: &Services<'_, S, O>,
+        request_id: &str,
+    ) -> Result<Served, ApiError> {
+        let started_ms = svc.clock.now_ms();
+        let (body, message) = parse_openai(req, &self.config)?;
+        let model = self.config.generation.model_name.clone();
+        if let Some(asked) = body.model.as_deref().filter(|m| *m != model) {
+            tracing::debug!(asked, served = %model, "model name differs; answering with ours");
+        }
+        let turn = TurnRequest {
+            user: principal.user_id.clone(),
+            message,
+            context: None,
+            wants_backend: !self.config.minimal_mode,
+            stream: body.stream,
+            flavour: Flavour::OpenAi(OpenAiTurn {
+                id: format!("chatcmpl-{request_id}"),
+                created_s: started_ms / 1000,
+                model,
+            }),
+            started_ms,
+            request_id: request_id.to_owned(),
+        };
+        self.take_turn(turn, svc).await
+    }
+
+    /// A streamed turn comes back as its head (the adapter sends it, then runs
+    /// [`EdgeApp::stream`]); a whole one is run here into a collecting sink.
+    async fn take_turn<S: ConversationStore, O: Outbound>(
+        &self,
+        turn: TurnRequest,
+        svc: &Services<'_, S, O>,
+    ) -> Result<Served, ApiError> {
+        if turn.stream {
+            return Ok(Served::Stream(StreamingTurn::new(turn)));
+        }
+        let mut collected = answer::Collected::default();
+        let outcome = self.run_turn(&turn, svc, &mut collected).await?;
+        Ok(Served::Whole(self.whole_answer(
+            &turn,
+            outcome,
+            svc.clock.now_ms(),
+        )))
+    }
+
+    /// The pipeline every turn runs. `Err` only when the exchange could not be stored.
+    pub(super) async fn run_turn<S: ConversationStore, O: Outbound, K: DeltaSink>(
+        &self,
+        turn: &TurnRequest,
+        svc: &Services<'_, S, O>,
+        sink: &mut K,
+    ) -> Result<TurnOutcome, ApiError> {
+        let roll = svc.random.next_u64();
+        let context = turn.context.as_ref();
+        let answered = if turn.wants_backend {
+            match self.answer_from_backend(turn, svc, sink, roll).await {
+                Ok(answered) => Some(answered),
+                Err(failure) => {
+                    // The fallback counter: one log line per turn the edge answered itself.
+                    tracing::warn!(target: "fallback", reason = failure.reason(), %failure, "full mode fell back to minimal");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let delivered = sink.delivered().trim().to_owned();
+        let user_intent = context.and_then(|c| c.intent.as_deref());
+        // The reply engine answers when the backend did not, from the previous assistant turn
+        // as stored (so it never repeats itself word for word); either way its reading of the
+        // message is the exchange's intent.
+        let (reply, engine) =
+            self.append_exchange(&turn.user, &turn.message, user_intent, svc, |previous| {
+                match &answered {
+                    None => (
+                        minimal_reply(&turn.message, context, previous, roll),
+                        InferenceEngine::Minimal,
+                    ),
+                    Some((engine, _)) => {
+                        let reply = Reply {
+                            text: delivered.clone(),
+                            intent: minimal_reply(&turn.message, context, None, roll).intent,
+                            context_used: context.is_some(),
+                        };
+                        (reply, *engine)
+                    }
+                }
+            })
+            .await?;
+        if answered.is_none() {
+            sink.delta(&reply.text).await;
+        }
+        let cut = answered.as_ref().is_some_and(|(_, cut)| cut.is_some());
+        Ok(TurnOutcome {
+            engine,
+            fallback_used: turn.wants_backend && (answered.is_none() || cut),
+            cut,
+            context_used: reply.context_used,
+            text: reply.text,
+        })
+    }
+
+    /// Relays gpu-backend's answer into the sink. `Ok((engine, cut))` once text was delivered
+    /// (a cut answer is finished with a closing sentence where the sink takes one); `Err` when
+    /// nothing usable came.
+    async fn answer_from_backend<S: ConversationStore, O: Outbound, K: DeltaSink>(
+        &self,
+        turn: &TurnRequest,
+        svc: &Services<'_, S, O>,
+        sink: &mut K,
+        roll: u64,
+    ) -> Result<(InferenceEngine, Option<BackendFailure>), BackendFailure> {
+        let conversation = match self.read_conversation(&turn.user, svc).await {
+            Ok(conversation) => conversation,
+            Err(ApiError::Store(e)) => return Err(BackendFailure::Store(e.to_string())),
+            // Unreadable history is reported when the turn is stored; the backend answers
+            // without it.
+            Err(_) => Default::default(),
+        };
+        let history: &[Turn<'_>] = &conversation.turns;
+        let config = &self.config;
+        let mut answer = backend::start(
+            &config.backend,
+            &config.generation,
+            svc,
+            history,
+            &turn.message,
+            turn.context.as_ref(),
+        )
+        .await?;
+        let cut = loop {
+            match answer.next_text().await {
+                Ok(Some(text)) => {
+                    sink.delta(&text).await;
+                    if sink.client_gone() {
+                        break None;
+                    }
+                }
+                Ok(None) => break None,
+                Err(failure) => break Some(failure),
+            }
+        };
+        sink.delta(&answer.flush()).await;
+        let outcome = match (cut, sink.delivered().trim().is_empty()) {
+            (Some(failure), true) => Err(failure),
+            (None, true) => Err(BackendFailure::Empty),
+            (cut, false) => Ok(cut),
+        };
+        backend::settle(&config.backend, svc, outcome.as_ref().map(Option::as_ref)).await;
+        let cut = outcome?;
+        if let Some(failure) = &cut {
+            tracing::warn!(target: "fallback", reason = failure.reason(), %failure, "answer cut; closed by the edge");
+            if sink.closes_cut_answers() {
+                let space = if sink.delivered().ends_with(char::is_whitespace) {
+                    ""
+                } else {
+                    " "
+                };
+                sink.delta(&format!("{space}{}", closing_sentence(roll)))
+                    .await;
+            }
+        }
+        Ok((answer.engine(), cut))
+    }
+}
