@@ -7,9 +7,7 @@
 pub mod backend_api;
 pub mod client;
 pub mod faulty;
-pub mod load;
 pub mod local;
-pub mod rate;
 pub mod suite;
 pub mod vllm;
 

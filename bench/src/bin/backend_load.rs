@@ -18,9 +18,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use e2e::free_port;
-use e2e::load::{LoadResult, LoadShape, post_script, wrk};
-use e2e::rate::{FixedRate, oha_post};
 use e2e::vllm::{Backend, MODEL, Process, Vllm, wait_healthy};
+use eindr_bench::load::{LoadResult, LoadShape, post_script, wrk};
+use eindr_bench::rate::{FixedRate, oha_post};
 
 const CHAT: &str = r#"{"model":"MODEL","messages":[{"role":"user","content":"Can you help me plan my day?"}],"stream":true,"max_tokens":4,"temperature":0}"#;
 

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use e2e::load::{self, LoadShape, Route};
 use e2e::local::{Launcher, LocalRuntime};
+use eindr_bench::load::{self, LoadShape, Route};
 
 /// Limits high enough that the benchmark measures the path, not the rate limiter's refusals.
 const BENCH_VARS: [(&str, &str); 3] = [

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use e2e::Runtime;
 use e2e::client::Client;
-use e2e::load::{LoadShape, post_script, wrk};
 use e2e::local::{Launcher, LocalRuntime};
 use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, Vllm, wait_healthy};
 use edge_core::pii::PiiStream;
+use eindr_bench::load::{LoadShape, post_script, wrk};
 
 const QUESTION: &str = "Can you help me plan my day?";
 /// One sampling temperature on every path, so each asks vLLM for the same work.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::Runtime;
-use crate::client::Client;
+use e2e::Runtime;
+use e2e::client::Client;
 
 /// What one wrk run measured.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +54,7 @@ impl Route<'_> {
 /// measured, in order.
 pub fn drive(rt: &dyn Runtime, routes: &[Route<'_>], shape: LoadShape) -> Vec<LoadResult> {
     let client = Client::new(&rt.base_url(), rt.secret());
-    let dir = crate::repo_root().join("target/load");
+    let dir = e2e::repo_root().join("target/load");
     std::fs::create_dir_all(&dir).unwrap();
     let url = rt.base_url();
     let targets: Vec<(String, Option<PathBuf>)> = routes
@@ -153,7 +153,7 @@ fn write_respond_script(dir: &Path, tokens: &[String]) -> PathBuf {
 
 /// A wrk Lua script that POSTs `body` with `headers` (for routes other than respond).
 pub fn post_script(name: &str, headers: &[(&str, &str)], body: &str) -> PathBuf {
-    let dir = crate::repo_root().join("target/load");
+    let dir = e2e::repo_root().join("target/load");
     std::fs::create_dir_all(&dir).unwrap();
     let mut lua = String::from("wrk.method = \"POST\"\n");
     for (k, v) in headers {
