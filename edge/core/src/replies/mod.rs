@@ -3,6 +3,7 @@
 
 pub mod intent;
 pub mod phrasebook;
+mod rules;
 pub mod task;
 
 use crate::api::ChatContext;
