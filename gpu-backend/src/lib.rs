@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod postprocess;
+pub mod process;
 pub mod prompt;
 pub mod service;
 pub mod sse;

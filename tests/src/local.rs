@@ -165,7 +165,7 @@ impl LocalRuntime {
         if let Some(mut child) = self.child.take() {
             // wrangler's workerd children may leave its process group; a survivor would keep
             // the persisted state locked, so end every descendant.
-            let mut pids = descendants(child.id());
+            let mut pids = gpu_backend::process::descendants(child.id());
             pids.push(child.id());
             for pid in &pids {
                 let _ = Command::new("kill")
@@ -226,34 +226,4 @@ fn spin_host_binary() -> PathBuf {
         binary.display()
     );
     binary
-}
-
-/// Every process below `root`, from `ps`.
-fn descendants(root: u32) -> Vec<u32> {
-    let table = Command::new("ps")
-        .args(["-e", "-o", "pid=,ppid="])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    let pairs: Vec<(u32, u32)> = table
-        .lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace().map(|n| n.parse::<u32>().ok());
-            Some((it.next()??, it.next()??))
-        })
-        .collect();
-    let mut found = vec![root];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(
-            pairs
-                .iter()
-                .filter(|(_, pp)| *pp == parent)
-                .map(|(p, _)| *p),
-        );
-        i += 1;
-    }
-    found.remove(0);
-    found
 }

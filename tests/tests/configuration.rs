@@ -21,7 +21,15 @@ const SOURCES: [&str; 6] = [
 
 /// What stands right before a variable's name where our code reads one.
 const READERS: [&str; 9] = [
-    "env=", "raw(", "required(", "flag(", "parse(", "parse::<f64>(", "var(", "var_os(", "lookup(",
+    "env=",
+    "raw(",
+    "required(",
+    "flag(",
+    "parse(",
+    "parse::<f64>(",
+    "var(",
+    "var_os(",
+    "lookup(",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -98,7 +106,12 @@ fn the_configuration_table_lists_exactly_what_the_code_reads() {
     }
     let table = documented(&std::fs::read_to_string(root.join("docs/configuration.md")).unwrap());
     // The scan itself must see the variables everyone knows are read.
-    for known in ["MINIMAL_MODE", "VLLM_SERVER_URL", "CHAT_TOP_K", "EDGE_BENCH_ROUTES"] {
+    for known in [
+        "MINIMAL_MODE",
+        "VLLM_SERVER_URL",
+        "CHAT_TOP_K",
+        "EDGE_BENCH_ROUTES",
+    ] {
         assert!(read.contains(known), "the scan missed {known}: {read:?}");
     }
     let missing: Vec<_> = read.difference(&table).collect();
@@ -131,6 +144,14 @@ fn the_scan_finds_each_way_of_reading_a_variable() {
     let found: Vec<String> = read_in(source).into_iter().collect();
     assert_eq!(
         found,
-        ["A_FLAG", "FRACTION", "FROM_ENV", "ON_SPIN", "ON_WORKERS", "PARSED_ONE", "RUST_LOG"]
+        [
+            "A_FLAG",
+            "FRACTION",
+            "FROM_ENV",
+            "ON_SPIN",
+            "ON_WORKERS",
+            "PARSED_ONE",
+            "RUST_LOG"
+        ]
     );
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use e2e::backend_api::{Api, sse_data, user};
 use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, Vllm, wait_healthy};
+use gpu_backend::process::{alive, descendants};
 use serde_json::{Value, json};
 
 #[test]
@@ -254,65 +255,36 @@ fn gpu_backend_on_real_vllm() {
 
 /// The supervised vLLM API server on `port` and every process below it.
 fn vllm_family(port: &str) -> Vec<u32> {
-    let table = std::process::Command::new("ps")
-        .args(["-eo", "pid=,ppid=,args="])
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&table.stdout);
-    let rows: Vec<(u32, u32, &str)> = table
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.split_whitespace();
-            let pid = parts.next()?.parse().ok()?;
-            let ppid = parts.next()?.parse().ok()?;
-            Some((pid, ppid, l))
-        })
-        .collect();
-    let needle = format!("--port {port}");
-    let mut family: Vec<u32> = rows
+    let servers = vllm_servers(port);
+    let below = servers
         .iter()
-        .filter(|(_, _, l)| l.contains("vllm.entrypoints.openai.api_server") && l.contains(&needle))
-        .map(|(pid, ..)| *pid)
-        .collect();
-    let mut next = 0;
-    while next < family.len() {
-        let parent = family[next];
-        family.extend(
-            rows.iter()
-                .filter(|(_, ppid, _)| *ppid == parent)
-                .map(|(pid, ..)| *pid),
-        );
-        next += 1;
-    }
-    family
+        .flat_map(|pid| descendants(*pid))
+        .collect::<Vec<_>>();
+    servers.into_iter().chain(below).collect()
 }
 
-/// Whether `pid` is a live process (a zombie has exited).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z")
-    })
-}
-
-/// Kills the vLLM API server listening on `port` (the supervisor's child), as a crash would.
-fn kill_listener(port: &str) {
+/// The vLLM API servers started with `--port PORT`.
+fn vllm_servers(port: &str) -> Vec<u32> {
     let table = std::process::Command::new("ps")
         .args(["-eo", "pid=,args="])
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&table.stdout);
     let needle = format!("--port {port}");
-    let pids: Vec<&str> = table
+    table
         .lines()
         .filter(|l| l.contains("vllm.entrypoints.openai.api_server") && l.contains(&needle))
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// Kills the vLLM API server listening on `port` (the supervisor's child), as a crash would.
+fn kill_listener(port: &str) {
+    let pids = vllm_servers(port);
     assert!(!pids.is_empty(), "no vLLM on port {port}");
     for pid in pids {
         std::process::Command::new("kill")
-            .args(["-s", "KILL", "--", pid])
+            .args(["-s", "KILL", "--", &pid.to_string()])
             .status()
             .unwrap();
     }
