@@ -75,8 +75,8 @@ pub(crate) fn dev_full() -> Result<(), String> {
         .env("CHAT_TEMPERATURE", temperature)
         .env("HF_HUB_OFFLINE", "1");
     if !has_nvidia_gpu() {
-        // vLLM's CPU build reads the utilisation as the share of RAM it may take and refuses
-        // to start when less is free; its KV cache is sized by VLLM_CPU_KVCACHE_SPACE (GiB).
+        // vLLM's CPU build reads the utilisation as the share of RAM to reserve and refuses to
+        // start when less is free, unless VLLM_CPU_KVCACHE_SPACE (GiB) sizes its KV cache.
         for (name, value) in cpu_vllm_settings() {
             if env::var_os(name).is_none() {
                 println!("xtask: no GPU: {name}={value}");
