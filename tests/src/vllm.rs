@@ -56,6 +56,8 @@ pub fn wait_healthy(url: &str, limit: Duration, what: &str) {
 /// A child process in its own process group, stopped on drop.
 pub struct Process {
     child: Option<Child>,
+    /// The group of a child already reaped: what it left behind is killed on drop.
+    reaped_group: Option<u32>,
 }
 
 impl Process {
@@ -66,6 +68,7 @@ impl Process {
             .process_group(0);
         Self {
             child: Some(cmd.spawn().expect("spawn")),
+            reaped_group: None,
         }
     }
 
@@ -84,6 +87,7 @@ impl Process {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
+                self.reaped_group = Some(child.id());
                 self.child = None;
                 return Some(status);
             }
@@ -106,6 +110,12 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
+        // Anything of the group still running (a crash a test caused can orphan workers).
+        if let Some(group) = self.reaped_group.take() {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{group}")])
+                .status();
+        }
     }
 }
 
@@ -214,7 +224,10 @@ impl Backend {
         let mut backend = Self {
             port,
             key,
-            process: Process { child: None },
+            process: Process {
+                child: None,
+                reaped_group: None,
+            },
             command,
             binary: binary.to_path_buf(),
         };
