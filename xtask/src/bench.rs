@@ -143,3 +143,25 @@ pub(crate) fn bench_cpu(extra: &[String]) -> Result<(), String> {
     );
     Ok(())
 }
+
+/// The intent model through the Rust inference on a file in CLINC150's format; prints the
+/// figures, ending with the line the targets are read from.
+pub(crate) fn eval_understanding(extra: &[String]) -> Result<(), String> {
+    if extra.is_empty() {
+        return Err(
+            "usage: cargo xtask eval-understanding FILE [--split val] [--oos-split oos_val]".into(),
+        );
+    }
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "edge-core",
+            "--example",
+            "eval_understanding",
+            "--",
+        ])
+        .args(extra))
+}

@@ -15,7 +15,7 @@ mod tools;
 use std::env;
 use std::process::ExitCode;
 
-use crate::bench::{bench, bench_backend, bench_cpu, bench_edge, bench_full};
+use crate::bench::{bench, bench_backend, bench_cpu, bench_edge, bench_full, eval_understanding};
 use crate::builds::{build_spin, build_worker};
 use crate::dev::{dev, dev_full, dev_native, dev_spin};
 use crate::test_suite::test;
@@ -35,9 +35,10 @@ fn main() -> ExitCode {
         Some("bench-backend") => bench_backend(&args[1..]),
         Some("bench-full") => bench_full(&args[1..]),
         Some("bench-cpu") => bench_cpu(&args[1..]),
+        Some("eval-understanding") => eval_understanding(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [edge-dev args] | test | bench | bench-edge [workerd|spin] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cpu [decode tokens] | build-worker | build-spin>"
+                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [edge-dev args] | test | bench | bench-edge [workerd|spin] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cpu [decode tokens] | eval-understanding FILE [--split S] [--oos-split S] | build-worker | build-spin>"
             );
             return ExitCode::from(2);
         }

@@ -153,11 +153,27 @@ fn respond(c: &mut Criterion) {
     });
 }
 
+/// The intent model on one message of each kind (a chat turn's cost of understanding it).
+fn understand(c: &mut Criterion) {
+    let model = edge_core::understanding::model().unwrap();
+    for (name, message) in [
+        ("short", "tell me a joke"),
+        (
+            "long",
+            "can you please remind me to call my mother about the dinner reservation tomorrow at seven in the evening",
+        ),
+    ] {
+        c.bench_function(&format!("understand/{name}"), |b| {
+            b.iter(|| model.predict(black_box(message)))
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = respond
+    targets = respond, understand
 }
 criterion_main!(benches);

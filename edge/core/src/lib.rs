@@ -23,6 +23,7 @@ pub mod replies;
 pub mod seal;
 #[cfg(feature = "system")]
 pub mod system;
+pub mod understanding;
 
 pub use app::{BodySink, EdgeApp, Served, SinkClosed, StreamingTurn};
 pub use config::{ConfigError, EdgeConfig};

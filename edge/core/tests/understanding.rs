@@ -1,0 +1,101 @@
+//! The committed intent model (`models/intent/`) run through the Rust inference on CLINC150's
+//! `val` and `oos_val` (Larson et al., 2019, CC BY 3.0; from `EINDR_TEST_DATA`): it must give
+//! the training framework's predictions (`val_predictions.json`, written by
+//! `models/train_intent.py` from the same quantized weights) and its figures (`metrics.json`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use edge_core::understanding::{self, IntentModel, ModelError};
+use serde_json::Value;
+
+fn model_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/intent")
+}
+
+fn json(path: PathBuf) -> Value {
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn val_and_oos() -> Vec<(String, String)> {
+    let dir = std::env::var_os("EINDR_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    let doc = json(dir.join("clinc150/train_val.json"));
+    ["val", "oos_val"]
+        .iter()
+        .flat_map(|split| doc[split].as_array().unwrap().clone())
+        .map(|item| {
+            (
+                item[0].as_str().unwrap().to_owned(),
+                item[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_rust_inference_gives_the_training_frameworks_predictions_and_figures() {
+    let model = understanding::model().unwrap();
+    assert_eq!(model.labels().len(), 151);
+    let examples = val_and_oos();
+    let reference = json(model_dir().join("val_predictions.json"));
+    let argmax = reference["argmax"].as_array().unwrap();
+    let confidence = reference["confidence"].as_array().unwrap();
+    assert_eq!(argmax.len(), examples.len());
+    let (mut same, mut worst) = (0usize, 0f32);
+    let (mut inscope, mut correct, mut oos, mut recalled) = (0usize, 0usize, 0usize, 0usize);
+    for (i, (utterance, gold)) in examples.iter().enumerate() {
+        let p = model.predict(utterance);
+        same += usize::from(p.argmax == argmax[i].as_str().unwrap());
+        worst = worst.max((p.confidence - confidence[i].as_f64().unwrap() as f32).abs());
+        if gold == "oos" {
+            oos += 1;
+            recalled += usize::from(p.intent == "oos");
+        } else {
+            inscope += 1;
+            correct += usize::from(p.intent == gold);
+        }
+    }
+    let agreement = same as f64 / examples.len() as f64;
+    assert!(
+        agreement >= 0.999,
+        "same argmax on {same} of {}",
+        examples.len()
+    );
+    assert!(worst < 1e-3, "confidence differs by {worst}");
+    let metrics = json(model_dir().join("metrics.json"));
+    let accuracy = 100.0 * correct as f64 / inscope as f64;
+    let recall = 100.0 * recalled as f64 / oos as f64;
+    let close = |ours: f64, theirs: &Value| (ours - theirs.as_f64().unwrap()).abs() <= 0.1;
+    assert!(
+        close(accuracy, &metrics["in_scope_accuracy"]),
+        "{accuracy} vs {metrics}"
+    );
+    assert!(
+        close(recall, &metrics["out_of_scope_recall"]),
+        "{recall} vs {metrics}"
+    );
+    eprintln!(
+        "same argmax {same}/{}; in-scope accuracy {accuracy:.2} %, out-of-scope recall {recall:.2} %",
+        examples.len()
+    );
+}
+
+#[test]
+fn a_damaged_weights_file_is_refused_with_the_reason() {
+    assert_eq!(IntentModel::parse(b"nope").err(), Some(ModelError::Magic));
+    let bytes = std::fs::read(model_dir().join("intent.bin")).unwrap();
+    assert!(matches!(
+        IntentModel::parse(&bytes[..bytes.len() / 2]).err(),
+        Some(ModelError::Truncated(_))
+    ));
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(matches!(
+        IntentModel::parse(&longer).err(),
+        Some(ModelError::Shape(_))
+    ));
+}

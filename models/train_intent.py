@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Train minimal mode's intent model on CLINC150 and write its compact weights.
+
+    python models/train_intent.py CLINC_DIR OUT_DIR [--seed 7]
+
+CLINC150 (Larson et al., 2019, CC BY 3.0): fit on `train` + `oos_train`, select (epochs and
+the out-of-scope threshold) on `val` + `oos_val`. The model is a fastText-style bag of hashed
+features (words, word pairs, character n-grams of each word) averaged into an embedding, one
+hidden layer, and 151 outputs (150 intents and `oos`). Weights are quantized to int8 with one
+scale per row. `edge/core/src/understanding/` runs the same model in Rust; the features and
+their hash are defined identically there (see `features` below).
+
+Writes OUT_DIR/intent.bin (the weights), OUT_DIR/val_predictions.json (this quantized model's
+argmax for every val and oos_val utterance, which the Rust test compares with its own) and
+OUT_DIR/metrics.json (the val figures). Deterministic: fixed seeds, one thread, pinned
+versions (the test virtualenv's torch).
+"""
+
+import argparse
+import json
+import random
+import struct
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+BUCKETS = 1 << 14
+DIM = 64
+HIDDEN = 512
+MAGIC = b"EIM1"
+
+
+def words(text):
+    """Lower-case words: letters, digits and apostrophes; anything else separates."""
+    out, cur = [], []
+    for ch in text.lower():
+        if ch.isalnum() or ch == "'":
+            cur.append(ch)
+        elif cur:
+            out.append("".join(cur))
+            cur = []
+    if cur:
+        out.append("".join(cur))
+    return out
+
+
+def features(text):
+    """Feature strings: `w word`, `b word word`, and `c gram` for the 3- to 5-character
+    n-grams of `<word>`."""
+    ws = words(text)
+    feats = ["w " + w for w in ws]
+    feats += ["b " + a + " " + b for a, b in zip(ws, ws[1:])]
+    for w in ws:
+        marked = "<" + w + ">"
+        for n in (3, 4, 5):
+            for i in range(len(marked) - n + 1):
+                feats.append("c " + marked[i : i + n])
+    return feats
+
+
+def fnv1a(text):
+    h = 0x811C9DC5
+    for byte in text.encode("utf-8"):
+        h ^= byte
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def bucket_ids(text):
+    return [fnv1a(f) % BUCKETS for f in features(text)] or [0]
+
+
+class IntentModel(nn.Module):
+    def __init__(self, classes):
+        super().__init__()
+        self.embedding = nn.EmbeddingBag(BUCKETS, DIM, mode="mean")
+        self.hidden = nn.Linear(DIM, HIDDEN)
+        self.out = nn.Linear(HIDDEN, classes)
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, ids, offsets):
+        x = self.embedding(ids, offsets)
+        x = torch.relu(self.hidden(self.drop(x)))
+        return self.out(self.drop(x))
+
+
+def batch(examples):
+    ids, offsets = [], []
+    for bucket_list, _ in examples:
+        offsets.append(len(ids))
+        ids.extend(bucket_list)
+    labels = torch.tensor([label for _, label in examples])
+    return torch.tensor(ids), torch.tensor(offsets), labels
+
+
+def quantize_rows(weight):
+    """int8 with one scale per row: row ≈ q * scale."""
+    scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+    q = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q, scale.float()
+
+
+def predict_probs(model, texts):
+    model.eval()
+    with torch.no_grad():
+        ids, offsets, _ = batch([(bucket_ids(t), 0) for t in texts])
+        return torch.softmax(model(ids, offsets), dim=1)
+
+
+def scores(probs, gold, labels, oos, threshold):
+    """In-scope accuracy and out-of-scope recall with predictions below `threshold` as oos."""
+    conf, pred = probs.max(dim=1)
+    pred = torch.where(conf < threshold, torch.tensor(oos), pred)
+    ins = [i for i, g in enumerate(gold) if g != oos]
+    out = [i for i, g in enumerate(gold) if g == oos]
+    acc = sum(int(pred[i]) == gold[i] for i in ins) / len(ins)
+    rec = sum(int(pred[i]) == oos for i in out) / len(out)
+    return acc, rec
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("clinc")
+    ap.add_argument("out")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--epochs", type=int, default=25)
+    args = ap.parse_args()
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+    data = json.loads((Path(args.clinc) / "train_val.json").read_text())
+    train = data["train"] + data["oos_train"]
+    val = data["val"] + data["oos_val"]
+    labels = sorted({label for _, label in train})
+    assert "oos" in labels and len(labels) == 151, len(labels)
+    index = {label: i for i, label in enumerate(labels)}
+    oos = index["oos"]
+    train_examples = [(bucket_ids(t), index[l]) for t, l in train]
+    val_texts = [t for t, _ in val]
+    val_gold = [index[l] for _, l in val]
+
+    model = IntentModel(len(labels))
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    steps = args.epochs * ((len(train_examples) + 31) // 32)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
+    best = None
+    for epoch in range(args.epochs):
+        model.train()
+        random.shuffle(train_examples)
+        for start in range(0, len(train_examples), 32):
+            ids, offsets, gold = batch(train_examples[start : start + 32])
+            optimizer.zero_grad()
+            loss_fn(model(ids, offsets), gold).backward()
+            optimizer.step()
+            schedule.step()
+        probs = predict_probs(model, val_texts)
+        acc, _ = scores(probs, val_gold, labels, oos, 0.0)
+        print(f"epoch {epoch + 1}: val in-scope accuracy {100 * acc:.2f} %", flush=True)
+        if best is None or acc > best[0]:
+            best = (acc, {k: v.clone() for k, v in model.state_dict().items()})
+    model.load_state_dict(best[1])
+
+    # Quantize, then measure and predict with the quantized weights (what Rust runs).
+    state = model.state_dict()
+    emb_q, emb_s = quantize_rows(state["embedding.weight"])
+    w1_q, w1_s = quantize_rows(state["hidden.weight"])
+    w2_q, w2_s = quantize_rows(state["out.weight"])
+    with torch.no_grad():
+        model.embedding.weight.copy_(emb_q.float() * emb_s[:, None])
+        model.hidden.weight.copy_(w1_q.float() * w1_s[:, None])
+        model.out.weight.copy_(w2_q.float() * w2_s[:, None])
+    probs = predict_probs(model, val_texts)
+
+    # The out-of-scope threshold: the highest in-scope accuracy with oos recall >= 50 %.
+    best_t = (0.0, *scores(probs, val_gold, labels, oos, 0.0))
+    for step in range(1, 100):
+        t = step / 100
+        acc, rec = scores(probs, val_gold, labels, oos, t)
+        if rec >= 0.5 and (best_t[2] < 0.5 or acc > best_t[1]):
+            best_t = (t, acc, rec)
+    threshold, acc, rec = best_t
+    print(f"quantized, threshold {threshold:.2f}: in-scope accuracy {100 * acc:.2f} %, "
+          f"out-of-scope recall {100 * rec:.2f} %")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    blob = bytearray(MAGIC)
+    blob += struct.pack("<5If", BUCKETS, DIM, HIDDEN, len(labels), oos, threshold)
+    for q, s in ((emb_q, emb_s), (w1_q, w1_s), (w2_q, w2_s)):
+        blob += q.numpy().tobytes()
+        blob += s.numpy().astype("<f4").tobytes()
+    blob += state["hidden.bias"].numpy().astype("<f4").tobytes()
+    blob += state["out.bias"].numpy().astype("<f4").tobytes()
+    for label in labels:
+        name = label.encode("utf-8")
+        blob += struct.pack("<B", len(name)) + name
+    (out / "intent.bin").write_bytes(bytes(blob))
+    conf, pred = probs.max(dim=1)
+    (out / "val_predictions.json").write_text(json.dumps(
+        {"argmax": [labels[int(p)] for p in pred], "confidence": [round(float(c), 6) for c in conf]}))
+    (out / "metrics.json").write_text(json.dumps({
+        "split": "val + oos_val",
+        "threshold": threshold,
+        "in_scope_accuracy": round(100 * acc, 2),
+        "out_of_scope_recall": round(100 * rec, 2),
+        "torch": torch.__version__,
+        "seed": args.seed,
+        "bytes": len(blob),
+    }, indent=2) + "\n")
+    print(f"wrote {out / 'intent.bin'} ({len(blob)} bytes)")
+
+
+if __name__ == "__main__":
+    main()
