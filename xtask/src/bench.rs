@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use crate::builds::{build_spin, build_worker};
-use crate::cmd::{cargo, output, root, run, stale, target_dir, test_data_dir};
+use crate::cmd::{cargo, cargo_run_release, output, root, run, stale, target_dir, test_data_dir};
 use crate::models::ensure_tiny_model;
 use crate::tools::{ensure_litellm, ensure_oha, ensure_vllm, ensure_wrk};
 
@@ -27,18 +27,8 @@ pub(crate) fn bench_edge(extra: &[String]) -> Result<(), String> {
 
 /// A load benchmark driver (`bench/src/bin`), in release mode.
 pub(crate) fn load_driver(bin: &str, extra: &[String]) -> Command {
-    let mut cmd = cargo();
-    cmd.args([
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "eindr-bench",
-        "--bin",
-        bin,
-        "--",
-    ])
-    .args(extra);
+    let mut cmd = cargo_run_release("eindr-bench", &["--bin", bin]);
+    cmd.args(extra);
     cmd
 }
 
@@ -152,16 +142,5 @@ pub(crate) fn eval_understanding(extra: &[String]) -> Result<(), String> {
             "usage: cargo xtask eval-understanding FILE [--split val] [--oos-split oos_val]".into(),
         );
     }
-    run(cargo()
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "edge-core",
-            "--example",
-            "eval_understanding",
-            "--",
-        ])
-        .args(extra))
+    run(cargo_run_release("edge-core", &["--example", "eval_understanding"]).args(extra))
 }

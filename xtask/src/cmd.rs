@@ -24,6 +24,15 @@ pub(crate) fn cargo() -> Command {
     cmd
 }
 
+/// `cargo run --release --quiet -p PACKAGE [TARGET...] --`: arguments follow.
+pub(crate) fn cargo_run_release(package: &str, target: &[&str]) -> Command {
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--quiet", "-p", package])
+        .args(target)
+        .arg("--");
+    cmd
+}
+
 pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     let shown = format!("{cmd:?}");
     println!("xtask: {shown}");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::builds::{build_spin, build_worker};
-use crate::cmd::{cargo, output, root, run, target_dir, test_data_dir};
+use crate::cmd::{cargo, cargo_run_release, output, root, run, target_dir, test_data_dir};
 use crate::models::{ensure_tiny_model, ensure_tiny_onnx};
 use crate::tools::ensure_vllm;
 
@@ -192,17 +192,7 @@ pub(crate) fn print_dev_curl(port: u16, token: &str) {
 }
 
 pub(crate) fn dev_native(extra: &[String]) -> Result<(), String> {
-    run(cargo()
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "edge-dev",
-            "--",
-            "--dev",
-        ])
-        .args(extra))
+    run(cargo_run_release("edge-dev", &[]).arg("--dev").args(extra))
 }
 
 /// Runs the Spin component locally on the test host (Spin's interfaces emulated on

@@ -7,29 +7,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
 
 use edge_core::replies::intent::{SmallTalk, classify};
-use serde_json::Value;
 
 fn val_split() -> Vec<(String, String)> {
-    let dir = std::env::var_os("EINDR_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let path = dir.join("clinc150/train_val.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (set EINDR_TEST_DATA)", path.display()));
-    let doc: Value = serde_json::from_str(&text).unwrap();
-    ["val", "oos_val"]
-        .iter()
-        .flat_map(|split| doc[split].as_array().unwrap().clone())
-        .map(|item| {
-            (
-                item[0].as_str().unwrap().to_owned(),
-                item[1].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    common::clinc(&["val", "oos_val"])
 }
 
 /// CLINC intents that are one of our families, with the families that count as right.

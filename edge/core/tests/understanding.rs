@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::PathBuf;
 
 use edge_core::understanding::{self, IntentModel, ModelError};
@@ -19,28 +21,11 @@ fn json(path: PathBuf) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn val_and_oos() -> Vec<(String, String)> {
-    let dir = std::env::var_os("EINDR_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let doc = json(dir.join("clinc150/train_val.json"));
-    ["val", "oos_val"]
-        .iter()
-        .flat_map(|split| doc[split].as_array().unwrap().clone())
-        .map(|item| {
-            (
-                item[0].as_str().unwrap().to_owned(),
-                item[1].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn the_rust_inference_gives_the_training_frameworks_predictions_and_figures() {
     let model = understanding::model().unwrap();
     assert_eq!(model.labels().len(), 151);
-    let examples = val_and_oos();
+    let examples = common::clinc(&["val", "oos_val"]);
     let reference = json(model_dir().join("val_predictions.json"));
     let argmax = reference["argmax"].as_array().unwrap();
     let confidence = reference["confidence"].as_array().unwrap();

@@ -265,3 +265,27 @@ pub fn error_code(resp: &HttpResponse) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// CLINC150's `[utterance, intent]` pairs of `splits` (Larson et al., 2019, CC BY 3.0), from
+/// the shared data folder: `EINDR_TEST_DATA`, else `../shared/data` beside the checkout.
+pub fn clinc(splits: &[&str]) -> Vec<(String, String)> {
+    let dir = std::env::var_os("EINDR_TEST_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+        });
+    let path = dir.join("clinc150/train_val.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (set EINDR_TEST_DATA)", path.display()));
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    splits
+        .iter()
+        .flat_map(|split| doc[split].as_array().unwrap().clone())
+        .map(|item| {
+            (
+                item[0].as_str().unwrap().to_owned(),
+                item[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
