@@ -84,6 +84,72 @@ pub fn endpoints(rt: &dyn Runtime) {
     );
 }
 
+/// Minimal mode understands the turn (the embedded intent model, in this runtime's build): a
+/// joke, a question about the weather with a reminder offered, "yes" to that offer, "repeat"
+/// saying the previous turn again, and a reminder phrased as chat answered with how to say it.
+/// Each reply names its intent and confidence, and history keeps the intents.
+pub fn understanding(rt: &dyn Runtime) {
+    eprintln!("suite: understanding");
+    let c = client(rt);
+    let user = "e2e-understanding";
+    let t = c.token(user);
+    let turn = |message: &str| {
+        let r = c.respond(user, json!({ "message": message }));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let confidence = r.body["confidence"].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&confidence), "{}", r.body);
+        assert_eq!(r.body["model_info"]["inference_engine"], "minimal");
+        let intent = r.body["intent"].as_str().unwrap_or_default().to_owned();
+        let text = r.body["response"].as_str().unwrap_or_default().to_owned();
+        (intent, text)
+    };
+    let (intent, joke) = turn("tell me a joke");
+    assert_eq!(intent, "tell_joke");
+    // A joke, not the out-of-scope or topic reply (both say what the assistant can't do).
+    assert!(!joke.is_empty() && !joke.contains("can't"), "{joke}");
+    let (intent, weather) = turn("what's the weather going to be like tomorrow");
+    assert_eq!(intent, "weather");
+    assert!(weather.contains("check the weather"), "{weather}");
+    let (intent, yes) = turn("yes please");
+    assert_eq!(intent, "yes");
+    assert!(yes.contains("remind me to check the weather"), "{yes}");
+    let (intent, again) = turn("can you repeat that");
+    assert_eq!(intent, "repeat");
+    assert!(again.ends_with(&yes), "{again} / {yes}");
+    let (intent, how) = turn("could you remind me to call my sister tonight");
+    assert_eq!(intent, "reminder_update");
+    assert!(how.contains("remind me to"), "{how}");
+    let h = c.get(&format!("/api/chat/history/{user}"), &t);
+    let intents: Vec<&str> = h.body["messages"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|m| m["intent"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        intents,
+        [
+            "tell_joke",
+            "tell_joke",
+            "weather",
+            "weather",
+            "yes",
+            "yes",
+            "repeat",
+            "repeat",
+            "reminder_update",
+            "reminder_update"
+        ],
+        "{}",
+        h.body
+    );
+    // A sure upstream intent still decides the turn.
+    let r = c.respond(
+        user,
+        json!({"message": "what's the weather", "context": {"intent": "greeting", "confidence": 0.9}}),
+    );
+    assert_eq!(r.body["intent"], "greeting", "{}", r.body);
+    assert_eq!(r.body["context_used"], true);
+}
+
 /// The documented error statuses, each with the JSON error shape.
 pub fn errors(rt: &dyn Runtime) {
     eprintln!("suite: errors");
@@ -314,6 +380,7 @@ pub fn run_main(launcher: crate::local::Launcher) {
         ],
     );
     endpoints(&rt);
+    understanding(&rt);
     errors(&rt);
     authorization(&rt);
     concurrent_turns(&rt, "e2e-concurrent", 20);

@@ -27,7 +27,7 @@ pub(crate) fn build_worker() -> Result<(), String> {
     print_size(
         "worker",
         &root.join("edge/cloudflare/build/index_bg.wasm"),
-        "Free plan limit 3 MB gzip, target 1 MB",
+        "Free plan limit 3 MB gzip, target 2 MB with the intent model",
     )
 }
 
@@ -102,6 +102,6 @@ pub(crate) fn build_spin() -> Result<(), String> {
     print_size(
         "Spin component",
         &component,
-        "no platform limit; smaller starts faster",
+        "no platform limit; target 2 MB with the intent model",
     )
 }

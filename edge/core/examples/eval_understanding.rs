@@ -7,29 +7,11 @@
 //! `in-scope accuracy X %, out-of-scope recall Y %, small-talk family Z %, other as small talk W %`.
 //! Small talk is CLINC's `small_talk` domain (each of its 15 intents has a reply family of
 //! its own); "other as small talk" counts every other utterance, out-of-scope ones included,
-//! that the model takes for small talk.
+//! that gets a small-talk reply.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use edge_core::understanding;
-
-const SMALL_TALK: [&str; 15] = [
-    "who_made_you",
-    "meaning_of_life",
-    "who_do_you_work_for",
-    "do_you_have_pets",
-    "what_are_your_hobbies",
-    "fun_fact",
-    "what_is_your_name",
-    "where_are_you_from",
-    "goodbye",
-    "thank_you",
-    "greeting",
-    "tell_joke",
-    "are_you_a_bot",
-    "how_old_are_you",
-    "what_can_i_ask_you",
-];
+use edge_core::understanding::{self, evaluation::Figures};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -58,33 +40,14 @@ fn main() {
             .collect()
     };
     let model = understanding::model().unwrap();
+    let (in_scope, out_of_scope) = (examples(&split), examples(&oos_split));
     let started = std::time::Instant::now();
-    let (mut inscope, mut correct, mut small, mut small_right, mut other, mut other_small) =
-        (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
-    let in_scope = examples(&split);
-    for (utterance, gold) in &in_scope {
-        let predicted = model.predict(utterance).intent;
-        inscope += 1;
-        correct += usize::from(predicted == gold);
-        if SMALL_TALK.contains(&gold.as_str()) {
-            small += 1;
-            small_right += usize::from(predicted == gold);
-        } else {
-            other += 1;
-            other_small += usize::from(SMALL_TALK.contains(&predicted));
-        }
-    }
-    let out_of_scope = examples(&oos_split);
-    let mut recalled = 0usize;
-    for (utterance, _) in &out_of_scope {
-        let predicted = model.predict(utterance).intent;
-        recalled += usize::from(predicted == "oos");
-        other += 1;
-        other_small += usize::from(SMALL_TALK.contains(&predicted));
+    let mut figures = Figures::default();
+    for (utterance, gold) in in_scope.iter().chain(&out_of_scope) {
+        figures.add(utterance, gold);
     }
     let count = in_scope.len() + out_of_scope.len();
     let per_message = started.elapsed().as_secs_f64() * 1e6 / count.max(1) as f64;
-    let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
     println!(
         "{file}: {split} {} utterances, {oos_split} {} (threshold {:.2}, {per_message:.1} µs per message in this build)",
         in_scope.len(),
@@ -92,10 +55,11 @@ fn main() {
         model.threshold()
     );
     println!(
-        "in-scope accuracy {:.2} %, out-of-scope recall {:.2} %, small-talk family {:.2} %, other as small talk {:.2} %",
-        pct(correct, inscope),
-        pct(recalled, out_of_scope.len()),
-        pct(small_right, small),
-        pct(other_small, other)
+        "small talk: {} of {} with the right reply family; other: {} of {} answered as small talk",
+        figures.small_talk_right_family,
+        figures.small_talk,
+        figures.other_as_small_talk,
+        figures.other
     );
+    println!("{}", figures.summary());
 }

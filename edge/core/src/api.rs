@@ -69,6 +69,11 @@ pub struct RespondResponse {
     pub context_used: bool,
     pub fallback_used: bool,
     pub model_info: ModelInfo,
+    /// The intent the turn was read as: the upstream NLU's when it was sure, else the edge's
+    /// model's (CLINC150's names, `oos` for out of scope).
+    pub intent: String,
+    /// How sure that reading is, from 0 to 1.
+    pub confidence: f64,
 }
 
 /// How a turn's answer is shaped: the Eindr API's, or OpenAI's chat completion.

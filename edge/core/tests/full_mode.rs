@@ -63,6 +63,11 @@ fn a_full_turn_sends_history_and_context_and_keeps_what_the_user_got() {
 
     let requests = h.backend.requests.borrow();
     assert_eq!(requests.len(), 2);
+    // With no intent from the client, gpu-backend hears the edge's reading.
+    let first_sent: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(first_sent["context"]["intent"], "greeting");
+    assert_eq!(first["intent"], "greeting");
+    assert!(first_sent["context"]["confidence"].as_f64().unwrap() > 0.5);
     let sent = &requests[1];
     assert_eq!(sent.url, "http://gpu.test:8000/v1/chat/completions");
     assert!(

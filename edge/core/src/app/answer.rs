@@ -49,6 +49,9 @@ impl EdgeApp {
                 inference_engine: outcome.engine,
                 response_time: finished_ms.saturating_sub(turn.started_ms) as f64 / 1000.0,
             },
+            intent: outcome.intent,
+            // Three decimals: a probability, not f32 noise widened to f64.
+            confidence: (f64::from(outcome.confidence) * 1000.0).round() / 1000.0,
         }
     }
 
@@ -81,5 +84,7 @@ fn openai_completion(openai: &OpenAiTurn, response: &RespondResponse) -> Value {
         }],
         "fallback_used": response.fallback_used,
         "model_info": response.model_info,
+        "intent": response.intent,
+        "confidence": response.confidence,
     })
 }

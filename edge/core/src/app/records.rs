@@ -9,7 +9,7 @@ use super::EdgeApp;
 use crate::error::ApiError;
 use crate::history::{Conversation, HistoryError, Role, Turn};
 use crate::platform::{ConversationStore, Outbound, RecordKind, Services, StoreKey, StoreWrite};
-use crate::replies::Reply;
+use crate::replies::{Previous, Reply};
 
 pub(super) fn history_key(user: &str) -> StoreKey<'_> {
     StoreKey {
@@ -36,16 +36,16 @@ impl EdgeApp {
         Ok(conversation)
     }
 
-    /// Appends the user's message and the reply to the user's history in one atomic update.
-    /// `reply_to` makes the reply from the last assistant turn (so a minimal reply never
+    /// Appends the user's message (read as `intent`) and the reply to the user's history in
+    /// one atomic update. `reply_to` makes the reply from the last assistant turn (so a minimal reply never
     /// repeats it); it may run more than once on compare-and-swap stores.
     pub(super) async fn append_exchange<S: ConversationStore, O: Outbound>(
         &self,
         user: &str,
         message: &str,
-        user_intent: Option<&str>,
+        intent: &str,
         svc: &Services<'_, S, O>,
-        reply_to: impl Fn(Option<&str>) -> (Reply, InferenceEngine),
+        reply_to: impl Fn(Option<Previous<'_>>) -> (Reply, InferenceEngine),
     ) -> Result<(Reply, InferenceEngine), ApiError> {
         let key = history_key(user);
         let aad = key.flat();
@@ -63,15 +63,16 @@ impl EdgeApp {
                         .iter()
                         .rev()
                         .find(|t| t.role == Role::Assistant)
-                        .map(|t| t.content.as_ref());
+                        .map(|t| Previous {
+                            text: t.content.as_ref(),
+                            intent: t.intent.as_deref(),
+                        });
                     let (reply, engine) = reply_to(previous);
                     conversation.turns.push(Turn {
                         role: Role::User,
                         content: Cow::Borrowed(message),
                         ts_ms: now,
-                        intent: Some(Cow::Owned(
-                            user_intent.map_or_else(|| reply.intent.clone(), str::to_owned),
-                        )),
+                        intent: Some(Cow::Owned(intent.to_owned())),
                         engine: None,
                     });
                     conversation.turns.push(Turn {

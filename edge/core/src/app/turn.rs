@@ -16,6 +16,7 @@ use crate::history::Turn;
 use crate::http::HttpRequest;
 use crate::platform::{ConversationStore, Outbound, Services};
 use crate::replies::{Reply, closing_sentence, minimal_reply};
+use crate::understanding::{self, Reading};
 
 /// One turn, from either API, ready to be answered.
 pub struct TurnRequest {
@@ -51,6 +52,9 @@ pub(super) struct TurnOutcome {
     pub context_used: bool,
     /// What the user received and history keeps.
     pub text: String,
+    /// The intent the turn was read as, and how sure of it the reading was.
+    pub intent: String,
+    pub confidence: f32,
 }
 
 fn accepts_events(req: &HttpRequest) -> bool {
@@ -147,8 +151,14 @@ impl EdgeApp {
     ) -> Result<TurnOutcome, ApiError> {
         let roll = svc.random.next_u64();
         let context = turn.context.as_ref();
+        let reading = understanding::read(&turn.message, context);
         let answered = if turn.wants_backend {
-            match self.answer_from_backend(turn, svc, sink, roll).await {
+            // gpu-backend hears what the edge understood when nobody upstream said.
+            let informed = informed_context(context, &reading);
+            match self
+                .answer_from_backend(turn, informed.as_ref().or(context), svc, sink, roll)
+                .await
+            {
                 Ok(answered) => Some(answered),
                 Err(failure) => {
                     // The fallback counter: one log line per turn the edge answered itself.
@@ -160,21 +170,19 @@ impl EdgeApp {
             None
         };
         let delivered = sink.delivered().trim().to_owned();
-        let user_intent = context.and_then(|c| c.intent.as_deref());
         // The reply engine answers when the backend did not, from the previous assistant turn
-        // as stored (so it never repeats itself word for word); either way its reading of the
-        // message is the exchange's intent.
-        let (reply, engine) =
-            self.append_exchange(&turn.user, &turn.message, user_intent, svc, |previous| {
+        // as stored (so it never repeats itself word for word, and "repeat" can).
+        let (reply, engine) = self
+            .append_exchange(&turn.user, &turn.message, reading.intent, svc, |previous| {
                 match &answered {
                     None => (
-                        minimal_reply(&turn.message, context, previous, roll),
+                        minimal_reply(&reading, context, previous, roll),
                         InferenceEngine::Minimal,
                     ),
                     Some((engine, _)) => {
                         let reply = Reply {
                             text: delivered.clone(),
-                            intent: minimal_reply(&turn.message, context, None, roll).intent,
+                            intent: reading.intent.to_owned(),
                             context_used: context.is_some(),
                         };
                         (reply, *engine)
@@ -192,6 +200,8 @@ impl EdgeApp {
             cut,
             context_used: reply.context_used,
             text: reply.text,
+            intent: reply.intent,
+            confidence: reading.confidence,
         })
     }
 
@@ -201,6 +211,7 @@ impl EdgeApp {
     async fn answer_from_backend<S: ConversationStore, O: Outbound, K: DeltaSink>(
         &self,
         turn: &TurnRequest,
+        context: Option<&ChatContext>,
         svc: &Services<'_, S, O>,
         sink: &mut K,
         roll: u64,
@@ -220,7 +231,7 @@ impl EdgeApp {
             svc,
             history,
             &turn.message,
-            turn.context.as_ref(),
+            context,
         )
         .await?;
         let cut = loop {
@@ -257,4 +268,16 @@ impl EdgeApp {
         }
         Ok((answer.engine(), cut))
     }
+}
+
+/// The context for gpu-backend with the edge's reading filled in where the client sent no
+/// intent; `None` when the client's context already names one.
+fn informed_context(context: Option<&ChatContext>, reading: &Reading<'_>) -> Option<ChatContext> {
+    if reading.upstream || context.is_some_and(|c| c.intent.is_some()) {
+        return None;
+    }
+    let mut informed = context.cloned().unwrap_or_default();
+    informed.intent = Some(reading.intent.to_owned());
+    informed.confidence = Some(f64::from(reading.confidence));
+    Some(informed)
 }

@@ -1,13 +1,15 @@
-//! Minimal mode: contextual replies from rules, chosen with the platform's randomness.
-//! A reply never repeats the user's previous assistant turn word for word.
+//! Minimal mode: a reply for every kind of turn the understanding tells apart, chosen with the
+//! platform's randomness. A reply never repeats the user's previous assistant turn word for
+//! word (except when asked to repeat it).
 
-pub mod intent;
+pub mod control;
 pub mod phrasebook;
-mod rules;
 pub mod task;
 
 use crate::api::ChatContext;
-use intent::SmallTalk;
+use crate::understanding::{Reading, TurnKind};
+pub use control::Previous;
+use control::control_reply;
 use task::{TaskKind, TaskSlots, speakable};
 
 /// A reply and what it was based on.
@@ -125,16 +127,18 @@ pub fn closing_sentence(roll: u64) -> &'static str {
         .unwrap_or("")
 }
 
-/// The reply for a message with its optional context. `previous` is the user's last
-/// assistant turn; `roll` is a random number from the platform.
+/// The reply to a turn as `reading` understood it, with its optional context (a task's
+/// result is acknowledged). `previous` is the user's last assistant turn; `roll` is a random
+/// number from the platform.
 pub fn minimal_reply(
-    message: &str,
+    reading: &Reading<'_>,
     context: Option<&ChatContext>,
-    previous: Option<&str>,
+    previous: Option<Previous<'_>>,
     roll: u64,
 ) -> Reply {
-    let intent = context.and_then(|c| c.intent.as_deref());
+    let previous_text = previous.map(|p| p.text);
     if let Some(result) = context.and_then(|c| c.processing_result.as_ref()) {
+        let intent = context.and_then(|c| c.intent.as_deref());
         let kind = intent
             .and_then(TaskKind::from_intent)
             .unwrap_or(TaskKind::Other);
@@ -148,22 +152,32 @@ pub fn minimal_reply(
             )
         };
         return Reply {
-            text: choose(templates, |t| fill(t, &values), previous, roll),
+            text: choose(templates, |t| fill(t, &values), previous_text, roll),
             intent: intent.unwrap_or(kind.noun()).to_owned(),
             context_used: true,
         };
     }
-    let from_context = intent.and_then(SmallTalk::from_intent);
-    let family = from_context.unwrap_or_else(|| intent::classify(message));
-    Reply {
-        text: choose(
-            phrasebook::small_talk(family),
-            str::to_owned,
-            previous,
+    let plain = |templates: &[&str]| choose(templates, str::to_owned, previous_text, roll);
+    let text = match reading.kind {
+        TurnKind::SmallTalk(family) => plain(phrasebook::small_talk(family)),
+        TurnKind::Control(control) => control_reply(control, previous, roll),
+        TurnKind::Task(kind) => plain(phrasebook::task_how_to(kind)),
+        TurnKind::Topic(topic) => choose(
+            if topic.remindable {
+                phrasebook::TOPIC_WITH_REMINDER
+            } else {
+                phrasebook::TOPIC_WITHOUT_REMINDER
+            },
+            |t| t.replace("{action}", topic.action),
+            previous_text,
             roll,
         ),
-        intent: family.name().to_owned(),
-        context_used: from_context.is_some(),
+        TurnKind::OutOfScope => plain(phrasebook::OUT_OF_SCOPE),
+    };
+    Reply {
+        text,
+        intent: reading.intent.to_owned(),
+        context_used: reading.upstream,
     }
 }
 
@@ -171,7 +185,25 @@ pub fn minimal_reply(
 mod tests {
     use super::*;
     use crate::api::ProcessingResult;
+    use crate::understanding::{SmallTalk, read, topics::TOPICS};
     use serde_json::json;
+
+    /// The reply the pipeline gives: the turn read, then answered.
+    fn reply_to(
+        message: &str,
+        context: Option<&ChatContext>,
+        previous: Option<Previous<'_>>,
+        roll: u64,
+    ) -> Reply {
+        minimal_reply(&read(message, context), context, previous, roll)
+    }
+
+    fn said<'a>(text: &'a str, intent: &'a str) -> Option<Previous<'a>> {
+        Some(Previous {
+            text,
+            intent: Some(intent),
+        })
+    }
 
     fn context(
         intent: &str,
@@ -198,7 +230,7 @@ mod tests {
             json!({"title": "meeting", "time": "14:00"}),
             None,
         );
-        let reply = minimal_reply("remind me", Some(&ctx), None, 0);
+        let reply = reply_to("remind me", Some(&ctx), None, 0);
         assert_eq!(
             reply.text,
             "Perfect! I've created your reminder for 'meeting' at 2 PM. Is there anything else you need?"
@@ -206,7 +238,7 @@ mod tests {
         assert!(reply.context_used);
         assert_eq!(reply.intent, "create_reminder");
         for roll in 0..16 {
-            let r = minimal_reply("remind me", Some(&ctx), None, roll);
+            let r = reply_to("remind me", Some(&ctx), None, roll);
             assert!(r.text.contains("'meeting'"), "{}", r.text);
             assert!(r.text.contains("2 PM"), "{}", r.text);
             assert!(!r.text.contains('{'), "unfilled slot: {}", r.text);
@@ -231,7 +263,7 @@ mod tests {
                 for success in [true, false] {
                     let ctx = context(intent, success, data.clone(), Some("Calendar is full"));
                     for roll in 0..8 {
-                        let r = minimal_reply("", Some(&ctx), None, roll);
+                        let r = reply_to("", Some(&ctx), None, roll);
                         assert!(!r.text.contains('{') && !r.text.contains('}'), "{}", r.text);
                         assert!(!r.text.contains("  "), "{}", r.text);
                     }
@@ -249,13 +281,13 @@ mod tests {
             Some("The time is in the past."),
         );
         for roll in 0..6 {
-            let r = minimal_reply("", Some(&ctx), None, roll);
+            let r = reply_to("", Some(&ctx), None, roll);
             assert!(r.text.contains("the time is in the past"), "{}", r.text);
             assert!(r.text.contains("'dentist'"), "{}", r.text);
             assert!(!r.text.contains("past.."), "{}", r.text);
         }
         let ctx = context("set_alarm", false, json!({}), None);
-        let r = minimal_reply("", Some(&ctx), None, 1);
+        let r = reply_to("", Some(&ctx), None, 1);
         assert!(r.text.contains(phrasebook::NO_REASON), "{}", r.text);
     }
 
@@ -263,10 +295,12 @@ mod tests {
     fn never_the_same_reply_twice_in_a_row() {
         let mut previous: Option<String> = None;
         for roll in 0..200u64 {
-            let r = minimal_reply(
+            let r = reply_to(
                 "hello",
                 None,
-                previous.as_deref(),
+                previous
+                    .as_deref()
+                    .map(|text| Previous { text, intent: None }),
                 roll.wrapping_mul(2654435761),
             );
             assert_ne!(Some(&r.text), previous.as_ref());
@@ -275,41 +309,95 @@ mod tests {
     }
 
     #[test]
-    fn every_family_has_three_plain_phrasings() {
-        use intent::SmallTalk::*;
-        for family in [
-            Greeting,
-            HowAreYou,
-            Thanks,
-            Goodbye,
-            WhoAreYou,
-            WhatCanYouDo,
-            Joke,
-            Compliment,
-            Help,
-            GeneralQuestion,
-            Unknown,
-        ] {
+    fn every_phrasing_is_plain_speech_with_its_slots_filled() {
+        let plain = |p: &str| {
+            assert!(p.is_ascii(), "TTS-unfriendly character in {p}");
+            assert!(!p.contains(['*', '#', '_', '`']), "markdown in {p}");
+        };
+        for family in SmallTalk::ALL {
             let phrases = phrasebook::small_talk(family);
             assert!(phrases.len() >= 3, "{family:?}");
-            for p in phrases {
-                assert!(p.is_ascii(), "TTS-unfriendly character in {p}");
-                assert!(!p.contains(['*', '#', '_', '`']), "markdown in {p}");
+            phrases.iter().for_each(|p| plain(p));
+        }
+        for kind in [
+            TaskKind::Reminder,
+            TaskKind::Alarm,
+            TaskKind::Timer,
+            TaskKind::Event,
+            TaskKind::Note,
+            TaskKind::ListItem,
+            TaskKind::Other,
+        ] {
+            phrasebook::task_how_to(kind).iter().for_each(|p| plain(p));
+        }
+        for topic in TOPICS {
+            let reading = Reading {
+                intent: topic.intent,
+                confidence: 1.0,
+                kind: TurnKind::Topic(topic),
+                upstream: false,
+            };
+            for roll in 0..3 {
+                let text = minimal_reply(&reading, None, None, roll).text;
+                plain(&text);
+                assert!(text.contains(topic.action) && !text.contains('{'), "{text}");
             }
         }
     }
 
     #[test]
-    fn chit_chat_and_questions() {
-        let r = minimal_reply("What is the capital of France?", None, None, 0);
-        assert_eq!(r.intent, "general_question");
-        assert!(r.text.contains("look"), "{}", r.text);
+    fn each_kind_of_turn_gets_its_reply() {
+        let joke = reply_to("tell me a joke", None, None, 0);
+        assert_eq!(joke.intent, "tell_joke");
+        assert!(joke.text.contains('?'), "{}", joke.text);
+        assert!(!joke.context_used);
+        let weather = reply_to("what's the weather like tomorrow in paris", None, None, 0);
+        assert_eq!(weather.intent, "weather");
+        assert!(
+            weather.text.contains("check the weather"),
+            "{}",
+            weather.text
+        );
+        let reminder = reply_to(
+            "could you remind me to call my sister tonight",
+            None,
+            None,
+            0,
+        );
+        assert_eq!(reminder.intent, "reminder_update");
+        assert!(reminder.text.contains("remind me to"), "{}", reminder.text);
+        let question = reply_to("what is the capital of france", None, None, 0);
+        assert_eq!(question.intent, "oos");
+        assert!(question.text.contains("look"), "{}", question.text);
         let ctx = ChatContext {
             intent: Some("greeting".into()),
             ..ChatContext::default()
         };
-        let r = minimal_reply("yo", Some(&ctx), None, 0);
+        let r = reply_to("yo", Some(&ctx), None, 0);
         assert_eq!(r.intent, "greeting");
         assert!(r.context_used);
+    }
+
+    #[test]
+    fn control_turns_answer_in_the_light_of_the_previous_one() {
+        let offer = "I can't check the weather from here, sorry. Would you like a reminder to check the weather later?";
+        let yes = reply_to("yes please", None, said(offer, "weather"), 0);
+        assert_eq!(yes.intent, "yes");
+        assert!(
+            yes.text.contains("remind me to check the weather"),
+            "{}",
+            yes.text
+        );
+        let no = reply_to("no thanks", None, said(offer, "weather"), 0);
+        assert!(
+            no.text.contains("no reminder") || no.text.contains("won't set"),
+            "{}",
+            no.text
+        );
+        let again = reply_to("can you repeat that", None, said(offer, "weather"), 0);
+        assert_eq!(again.intent, "repeat");
+        assert!(again.text.ends_with(offer), "{}", again.text);
+        let nothing = reply_to("can you repeat that", None, None, 0);
+        assert!(nothing.text.contains("yet"), "{}", nothing.text);
     }
 }

@@ -1,9 +1,8 @@
 //! The intent model's weights (`models/intent/intent.bin`, written by
 //! `models/train_intent.py`) and its forward pass: the mean of the features' embedding rows, a
-//! hidden layer with ReLU, and one score per intent. int8 weights with one scale per row: the
-//! embedding rows are dequantized as they are read (1M values stay 1 MB); the two small layers
-//! once at load, so their products run on f32 vectors, as the training framework computes
-//! them (`x·(q·s) + b`).
+//! hidden layer with ReLU, and one score per intent. int8 weights with one scale per row, used
+//! as stored: a row's products are summed on the int8 values and scaled once (`s·(q·x) + b`),
+//! which differs from the training framework's `(q·s)·x + b` only by float rounding.
 
 use thiserror::Error;
 
@@ -34,52 +33,36 @@ impl Rows<'_> {
         (&self.values[start..start + self.width], self.scales[i])
     }
 
-    /// The rows dequantized (`q · scale`), for a layer small enough to keep as f32.
-    fn dequantized(&self) -> Dense {
-        let weights = self
-            .values
-            .chunks_exact(self.width)
-            .zip(&self.scales)
-            .flat_map(|(row, scale)| row.iter().map(move |q| f32::from(*q as i8) * scale))
-            .collect();
-        Dense {
-            weights,
-            width: self.width,
-        }
-    }
-}
-
-/// A dense f32 layer.
-struct Dense {
-    weights: Vec<f32>,
-    width: usize,
-}
-
-impl Dense {
-    /// `out[i] = row_i · x + bias[i]`
+    /// `out[i] = scale_i · (q_i · x) + bias[i]`: the int8 rows are used as they are stored,
+    /// so that loading the model costs no more than reading its scales (Spin instantiates the
+    /// component, and so loads the model, for every request). Measured natively: load 6 µs
+    /// instead of 196 µs with the layers widened to f32 at load, for 13 µs more per message.
     fn apply(&self, x: &[f32], bias: &[f32], out: &mut Vec<f32>) {
         out.clear();
-        for (row, b) in self.weights.chunks_exact(self.width).zip(bias) {
-            out.push(dot(row, x) + b);
+        for (i, b) in bias.iter().enumerate() {
+            let (row, scale) = self.row(i);
+            out.push(dot(row, x) * scale + b);
         }
     }
 }
 
 /// A dot product in eight independent sums, so the compiler keeps them in vector registers
 /// (one running sum must be added in order and stays scalar).
-fn dot(w: &[f32], x: &[f32]) -> f32 {
-    const LANES: usize = 8;
+fn dot(w: &[u8], x: &[f32]) -> f32 {
+    const LANES: usize = 16;
     let mut sums = [0f32; LANES];
     let (ws, xs) = (w.chunks_exact(LANES), x.chunks_exact(LANES));
     let tail: f32 = ws
         .remainder()
         .iter()
         .zip(xs.remainder())
-        .map(|(a, b)| a * b)
+        .map(|(a, b)| f32::from(*a as i8) * b)
         .sum();
     for (wc, xc) in ws.zip(xs) {
-        for lane in 0..LANES {
-            sums[lane] += wc[lane] * xc[lane];
+        // Widened to f32 first, as one array: the loop below then vectorizes.
+        let widened: [f32; LANES] = std::array::from_fn(|lane| f32::from(wc[lane] as i8));
+        for ((sum, w), x) in sums.iter_mut().zip(widened).zip(xc) {
+            *sum += w * x;
         }
     }
     sums.iter().sum::<f32>() + tail
@@ -89,9 +72,9 @@ fn dot(w: &[f32], x: &[f32]) -> f32 {
 pub struct IntentModel<'a> {
     buckets: u32,
     embedding: Rows<'a>,
-    hidden: Dense,
+    hidden: Rows<'a>,
     hidden_bias: Vec<f32>,
-    output: Dense,
+    output: Rows<'a>,
     output_bias: Vec<f32>,
     labels: Vec<&'a str>,
     oos: usize,
@@ -190,9 +173,9 @@ impl<'a> IntentModel<'a> {
         Ok(Self {
             buckets,
             embedding,
-            hidden: hidden_rows.dequantized(),
+            hidden: hidden_rows,
             hidden_bias,
-            output: output.dequantized(),
+            output,
             output_bias,
             labels,
             oos,
