@@ -28,24 +28,32 @@ pub struct LoadShape {
     pub duration: Duration,
 }
 
-/// The respond request the benchmark sends: a task acknowledgment, the common minimal-mode turn.
-pub const RESPOND_BODY: &str = r#"{"message":"Remind me about the meeting at 2","context":{"intent":"create_reminder","processing_result":{"success":true,"data":{"title":"meeting","time":"14:00"}}}}"#;
+/// A task acknowledgment, the common minimal-mode turn (the upstream NLU read it: the intent
+/// model does not run).
+pub const ACKNOWLEDGMENT_BODY: &str = r#"{"message":"Remind me about the meeting at 2","context":{"intent":"create_reminder","processing_result":{"success":true,"data":{"title":"meeting","time":"14:00"}}}}"#;
+
+/// A chat turn without context: the edge's intent model reads it.
+pub const CHAT_BODY: &str = r#"{"message":"could you tell me a funny joke please"}"#;
 
 /// One route the benchmark drives.
 #[derive(Debug, Clone, Copy)]
 pub enum Route<'a> {
     /// A GET that the runtime answers without the core (a baseline).
     Baseline { name: &'a str, path: &'a str },
-    /// POST /api/chat/respond with `RESPOND_BODY`, tokens rotated over `users` users, so each
-    /// user's Durable Object or KV key sees its share.
-    Respond { users: usize },
+    /// POST /api/chat/respond with `body`, tokens rotated over `users` users, so each user's
+    /// Durable Object or KV key sees its share.
+    Respond {
+        name: &'a str,
+        body: &'a str,
+        users: usize,
+    },
 }
 
 impl Route<'_> {
     pub fn name(&self) -> String {
         match self {
             Route::Baseline { name, .. } => (*name).to_owned(),
-            Route::Respond { .. } => "POST /api/chat/respond".to_owned(),
+            Route::Respond { name, .. } => format!("respond, {name}"),
         }
     }
 }
@@ -59,16 +67,16 @@ pub fn drive(rt: &dyn Runtime, routes: &[Route<'_>], shape: LoadShape) -> Vec<Lo
     let url = rt.base_url();
     let targets: Vec<(String, Option<PathBuf>)> = routes
         .iter()
-        .map(|route| match route {
+        .enumerate()
+        .map(|(i, route)| match route {
             Route::Baseline { path, .. } => (format!("{url}{path}"), None),
-            Route::Respond { users } => {
+            Route::Respond { body, users, .. } => {
                 let tokens: Vec<String> = (0..*users)
                     .map(|i| client.token(&format!("load-user-{i}")))
                     .collect();
-                (
-                    format!("{url}/api/chat/respond"),
-                    Some(write_respond_script(&dir, &tokens)),
-                )
+                let script = dir.join(format!("respond-{i}.lua"));
+                write_respond_script(&script, &tokens, body);
+                (format!("{url}/api/chat/respond"), Some(script))
             }
         })
         .collect();
@@ -114,28 +122,27 @@ pub fn report(runtime: &str, shape: LoadShape, routes: &[Route<'_>], results: &[
             100.0 * r.requests_per_s / base
         );
     }
-    if let (Some(first), Some(respond)) = (
-        results.first(),
-        routes
-            .iter()
-            .zip(results)
-            .find(|(route, _)| matches!(route, Route::Respond { .. })),
-    ) {
-        println!(
-            "respond / empty throughput: {:.1}% (target >= 50%)",
-            100.0 * respond.1.requests_per_s / first.requests_per_s.max(f64::MIN_POSITIVE)
-        );
+    if let Some(first) = results.first() {
+        for (route, respond) in routes.iter().zip(results) {
+            if matches!(route, Route::Respond { .. }) {
+                println!(
+                    "{} / empty throughput: {:.1}% (target >= 50%)",
+                    route.name(),
+                    100.0 * respond.requests_per_s / first.requests_per_s.max(f64::MIN_POSITIVE)
+                );
+            }
+        }
     }
 }
 
-/// A wrk Lua script that POSTs the respond body with a token chosen round-robin.
-fn write_respond_script(dir: &Path, tokens: &[String]) -> PathBuf {
+/// A wrk Lua script at `path` that POSTs `body` with a token chosen round-robin.
+fn write_respond_script(path: &Path, tokens: &[String], body: &str) {
     let mut lua = String::from("local tokens = {\n");
     for t in tokens {
         writeln!(lua, "  \"{t}\",").unwrap();
     }
     lua.push_str("}\nlocal body = [[");
-    lua.push_str(RESPOND_BODY);
+    lua.push_str(body);
     lua.push_str(
         "]]\nlocal n = 0\n\
          request = function()\n\
@@ -146,9 +153,7 @@ fn write_respond_script(dir: &Path, tokens: &[String]) -> PathBuf {
          \x20 return wrk.format(\"POST\", nil, headers, body)\n\
          end\n",
     );
-    let path = dir.join("respond.lua");
-    std::fs::write(&path, lua).unwrap();
-    path
+    std::fs::write(path, lua).unwrap();
 }
 
 /// A wrk Lua script that POSTs `body` with `headers` (for routes other than respond).

@@ -9,7 +9,21 @@
 use std::time::Duration;
 
 use e2e::local::{Launcher, LocalRuntime};
-use eindr_bench::load::{self, LoadShape, Route};
+use eindr_bench::load::{self, ACKNOWLEDGMENT_BODY, CHAT_BODY, LoadShape, Route};
+
+/// The two minimal-mode turns: a task acknowledgment and a chat turn the intent model reads.
+const RESPOND_ROUTES: [Route<'static>; 2] = [
+    Route::Respond {
+        name: "acknowledgment",
+        body: ACKNOWLEDGMENT_BODY,
+        users: 64,
+    },
+    Route::Respond {
+        name: "chat, intent model",
+        body: CHAT_BODY,
+        users: 64,
+    },
+];
 
 /// Limits high enough that the benchmark measures the path, not the rate limiter's refusals.
 const BENCH_VARS: [(&str, &str); 3] = [
@@ -39,7 +53,8 @@ fn main() {
                     name: "hop to a Durable Object",
                     path: "/bench/object",
                 },
-                Route::Respond { users: 64 },
+                RESPOND_ROUTES[0],
+                RESPOND_ROUTES[1],
             ];
             let results = load::drive(&rt, &routes, shape);
             load::report("workerd (Miniflare)", shape, &routes, &results);
@@ -51,7 +66,8 @@ fn main() {
                     name: "empty route",
                     path: "/bench/empty",
                 },
-                Route::Respond { users: 64 },
+                RESPOND_ROUTES[0],
+                RESPOND_ROUTES[1],
             ];
             let results = load::drive(&rt, &routes, shape);
             load::report("Spin component (spin-test-host)", shape, &routes, &results);
