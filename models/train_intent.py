@@ -124,10 +124,10 @@ def main():
     ap.add_argument("clinc")
     ap.add_argument("out")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--epochs", type=int, default=25)
-    # Dropping a fifth of a training utterance's features at random makes the model lean on
-    # more than its most telling word: +0.5 points in-scope and +0.7 on small talk on val.
-    ap.add_argument("--feature-dropout", type=float, default=0.2)
+    ap.add_argument("--epochs", type=int, default=35)
+    # Dropping 30 % of a training utterance's features at random makes the model lean on
+    # more than its most telling word: +1.0 point in-scope (quantized, 92.80 %) on val.
+    ap.add_argument("--feature-dropout", type=float, default=0.3)
     args = ap.parse_args()
     random.seed(args.seed)
     torch.manual_seed(args.seed)

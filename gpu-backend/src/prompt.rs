@@ -108,7 +108,11 @@ pub fn build(
 
 /// One line of context from the edge: what the user asked the app to do and how it went.
 fn describe_context(context: &Value) -> Option<String> {
-    let intent = context.get("intent").and_then(Value::as_str);
+    // `oos` is the edge's "out of scope": no request to name.
+    let intent = context
+        .get("intent")
+        .and_then(Value::as_str)
+        .filter(|intent| *intent != "oos");
     let result = context.get("processing_result");
     let mut line = String::new();
     if let Some(intent) = intent {
@@ -179,6 +183,22 @@ mod tests {
             )
         );
         assert_eq!(p.dropped_turns, 0);
+    }
+
+    #[test]
+    fn the_edges_reading_is_named_unless_out_of_scope() {
+        let messages = [msg(Role::User, "tell me a joke")];
+        let joke = json!({"intent": "tell_joke", "confidence": 0.99});
+        let p = build(&messages, Some(&joke), 2048, 100, &Words).unwrap();
+        assert!(
+            p.text
+                .contains("\nContext: the user's request was 'tell_joke'.\n"),
+            "{}",
+            p.text
+        );
+        let oos = json!({"intent": "oos", "confidence": 0.1});
+        let p = build(&messages, Some(&oos), 2048, 100, &Words).unwrap();
+        assert!(!p.text.contains("Context:"), "{}", p.text);
     }
 
     #[test]
