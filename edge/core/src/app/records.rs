@@ -37,8 +37,8 @@ impl EdgeApp {
     }
 
     /// Appends the user's message (read as `intent`) and the reply to the user's history in
-    /// one atomic update. `reply_to` makes the reply from the last assistant turn (so a minimal reply never
-    /// repeats it); it may run more than once on compare-and-swap stores.
+    /// one atomic update. `reply_to` makes the reply from the last assistant turn (so a
+    /// minimal reply never repeats it); it may run more than once on compare-and-swap stores.
     pub(super) async fn append_exchange<S: ConversationStore, O: Outbound>(
         &self,
         user: &str,

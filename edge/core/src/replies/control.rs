@@ -2,7 +2,7 @@
 //! light of what the assistant said last, "repeat" saying it again, and names and settings
 //! answered honestly.
 
-use super::choose;
+use super::{choose, fill};
 use crate::understanding::topics::Topic;
 use crate::understanding::{Control, TurnKind};
 
@@ -112,12 +112,13 @@ pub fn control_reply(control: Control, previous: Option<Previous<'_>>, roll: u64
         _ => "",
     };
     let previous_text = previous.map_or("", |p| p.text.trim());
+    let slots = [
+        ("{action}", action.to_owned()),
+        ("{previous}", previous_text.to_owned()),
+    ];
     choose(
         templates(control, &open, !previous_text.is_empty()),
-        |t| {
-            t.replace("{action}", action)
-                .replace("{previous}", previous_text)
-        },
+        |t| fill(t, &slots),
         previous.map(|p| p.text),
         roll,
     )

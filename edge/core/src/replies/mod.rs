@@ -162,16 +162,19 @@ pub fn minimal_reply(
         TurnKind::SmallTalk(family) => plain(phrasebook::small_talk(family)),
         TurnKind::Control(control) => control_reply(control, previous, roll),
         TurnKind::Task(kind) => plain(phrasebook::task_how_to(kind)),
-        TurnKind::Topic(topic) => choose(
-            if topic.remindable {
-                phrasebook::TOPIC_WITH_REMINDER
-            } else {
-                phrasebook::TOPIC_WITHOUT_REMINDER
-            },
-            |t| t.replace("{action}", topic.action),
-            previous_text,
-            roll,
-        ),
+        TurnKind::Topic(topic) => {
+            let slots = [("{action}", topic.action.to_owned())];
+            choose(
+                if topic.remindable {
+                    phrasebook::TOPIC_WITH_REMINDER
+                } else {
+                    phrasebook::TOPIC_WITHOUT_REMINDER
+                },
+                |t| fill(t, &slots),
+                previous_text,
+                roll,
+            )
+        }
         TurnKind::OutOfScope => plain(phrasebook::OUT_OF_SCOPE),
     };
     Reply {
