@@ -14,7 +14,7 @@ pub enum InferenceEngine {
     /// gpu-backend's own CPU engine (tract-onnx).
     #[serde(rename = "cpu")]
     Cpu,
-    /// The edge's minimal mode: rules, no model.
+    /// The edge's minimal mode: the intent model and written replies, no language model.
     #[serde(rename = "minimal")]
     Minimal,
 }

@@ -94,6 +94,7 @@ until then the CPU engine answers, or without one, turns fall back to minimal mo
     -H 'accept: text/event-stream' -d '{{\"message\":\"Tell me about the weather\"}}'
 "
     );
+    print_page_link(8787, &token);
     let vars = [
         ("MINIMAL_MODE", "false".to_owned()),
         ("BACKEND_URL", "http://127.0.0.1:8000".to_owned()),
@@ -189,6 +190,13 @@ pub(crate) fn print_dev_curl(port: u16, token: &str) {
     println!(
         "\ndevelopment token for `dev-user` (12 h):\n  curl -s http://127.0.0.1:{port}/api/chat/respond \\\n    -H 'authorization: Bearer {token}' -H 'content-type: application/json' \\\n    -d '{{\"message\":\"Remind me\",\"context\":{{\"intent\":\"create_reminder\",\"processing_result\":{{\"success\":true,\"data\":{{\"title\":\"meeting\",\"time\":\"14:00\"}}}}}}}}'\n"
     );
+    print_page_link(port, token);
+}
+
+/// The chat page, signed in. The token rides in the fragment, which browsers never send to a
+/// server; the page moves it to the tab's sessionStorage and wipes it from the address bar.
+pub(crate) fn print_page_link(port: u16, token: &str) {
+    println!("chat page, signed in as `dev-user`:\n  http://127.0.0.1:{port}/#token={token}\n");
 }
 
 pub(crate) fn dev_native(extra: &[String]) -> Result<(), String> {

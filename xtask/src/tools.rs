@@ -72,6 +72,16 @@ pub(crate) fn ensure_npm_tools() -> Result<(), String> {
         .args(["ci", "--no-audit", "--no-fund"]))
 }
 
+/// Debian's chromium for the chat page's browser test; installed once (the package lists are
+/// fetched first, since a fresh machine has none).
+pub(crate) fn ensure_chromium() -> Result<(), String> {
+    if std::path::Path::new("/usr/bin/chromium").is_file() {
+        return Ok(());
+    }
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get").args(["install", "-y", "-qq", "chromium"]))
+}
+
 /// wrk comes from Debian's packages; installed once.
 pub(crate) fn ensure_wrk() -> Result<(), String> {
     if Command::new("wrk").arg("--version").output().is_ok() {

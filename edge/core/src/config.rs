@@ -73,6 +73,8 @@ pub struct BackendConfig {
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     pub minimal_mode: bool,
+    /// Whether `GET /` serves the chat page (`CHAT_PAGE`, on by default); off, it is a 404.
+    pub chat_page: bool,
     pub backend: BackendConfig,
     pub generation: GenerationSettings,
     pub auth: AuthConfig,
@@ -275,6 +277,7 @@ impl EdgeConfig {
         }
         Ok(Self {
             minimal_mode: v.flag("MINIMAL_MODE", true)?,
+            chat_page: v.flag("CHAT_PAGE", true)?,
             backend,
             generation,
             auth,

@@ -175,6 +175,33 @@ fn chat_health_and_model_info() {
 }
 
 #[test]
+fn the_chat_page_is_public_and_can_be_turned_off() {
+    let h = Harness::new(&[]);
+    for path in ["/", "/chat", "/chat/", "/chat.js", "/chat.css"] {
+        let resp = h.send(HttpRequest::new("GET", path));
+        assert_eq!(resp.status, 200, "{path}");
+        assert!(!resp.body.is_empty(), "{path}");
+        assert!(resp.header("etag").is_some() && resp.header("x-request-id").is_some());
+        assert_eq!(resp.header("referrer-policy"), Some("no-referrer"));
+    }
+    let page = String::from_utf8(h.send(HttpRequest::new("GET", "/")).body).unwrap();
+    assert!(page.contains("<title>Eindr chat</title>"));
+    let resp = h.send(HttpRequest::new("POST", "/"));
+    assert_eq!((resp.status, resp.header("allow")), (405, Some("GET")));
+
+    let off = Harness::new(&[("CHAT_PAGE", "false")]);
+    for path in ["/", "/chat", "/chat.js", "/chat.css"] {
+        let resp = off.send(HttpRequest::new("GET", path));
+        assert_eq!(
+            (resp.status, error_code(&resp)),
+            (404, "route_not_found".into()),
+            "{path}"
+        );
+    }
+    assert_eq!(off.send(HttpRequest::new("GET", "/health")).status, 200);
+}
+
+#[test]
 fn routing_errors() {
     let h = Harness::new(&[]);
     let resp = h.send(HttpRequest::new("GET", "/nope"));

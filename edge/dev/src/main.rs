@@ -125,6 +125,8 @@ fn print_dev_curl(addr: &str, secret: &str) -> Result<(), String> {
     println!(
         "  curl -s http://{addr}/api/chat/respond -H 'authorization: Bearer {token}' \\\n    -H 'content-type: application/json' \\\n    -d '{{\"message\":\"Remind me\",\"context\":{{\"intent\":\"create_reminder\",\"processing_result\":{{\"success\":true,\"data\":{{\"title\":\"meeting\",\"time\":\"14:00\"}}}}}}}}'"
     );
+    // In the fragment, which browsers never send: the page keeps it in the tab only.
+    println!("chat page, signed in as `dev-user`:\n  http://{addr}/#token={token}");
     Ok(())
 }
 

@@ -7,13 +7,15 @@
 //! - `turn`: the one turn pipeline (backend or reply engine, into a sink, then stored);
 //! - `answer` and `streaming`: a turn's answer whole or as server-sent events;
 //! - `records`: the user's stored conversation;
-//! - `history_api`, `info`: the other routes.
+//! - `history_api`, `info`: the other routes;
+//! - `page`: the chat page for browsers.
 
 mod answer;
 mod body;
 mod gate;
 mod history_api;
 mod info;
+mod page;
 mod records;
 mod routes;
 mod streaming;
@@ -120,6 +122,10 @@ impl EdgeApp {
     ) -> Result<Served, ApiError> {
         let api_route = match route(&req.method, req.route_path())? {
             Route::Health => return Ok(Served::Whole(info::liveness())),
+            Route::Page(asset) if self.config.chat_page => {
+                return Ok(Served::Whole(page::serve(asset, req)));
+            }
+            Route::Page(_) => return Err(ApiError::NotFound(req.route_path().to_owned())),
             Route::Api(api_route) => api_route,
         };
         let principal = self.authenticate(req, svc).await?;

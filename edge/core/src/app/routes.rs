@@ -5,10 +5,14 @@ use crate::auth::is_valid_user_id;
 use crate::error::ApiError;
 use crate::http::percent_decode;
 
+use super::page::PageAsset;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Route {
     /// `GET /health`: liveness, answered without authentication.
     Health,
+    /// The chat page and its files: public, like any web page (the API they call is not).
+    Page(PageAsset),
     /// Everything else: authenticated and rate-limited first.
     Api(ApiRoute),
 }
@@ -47,6 +51,12 @@ pub(super) fn route(method: &str, path: &str) -> Result<Route, ApiError> {
             Err(not_allowed(allowed))
         }
     };
+    if let Some(asset) = PageAsset::at(path) {
+        return match method {
+            "GET" | "HEAD" => Ok(Route::Page(asset)),
+            _ => Err(not_allowed("GET")),
+        };
+    }
     match path {
         "/health" => match method {
             "GET" | "HEAD" => Ok(Route::Health),
