@@ -16,6 +16,9 @@ pub enum Fault {
     Garbage,
     /// A few tokens, then the connection closes without `[DONE]`.
     CutAfterTokens,
+    /// Not a fault: a well-formed answer of [`PACED_ANSWER`], one word every this long (turns
+    /// that are still running when a test stops the edge).
+    Paced(Duration),
 }
 
 pub struct FaultyBackend {
@@ -25,6 +28,9 @@ pub struct FaultyBackend {
 
 /// The tokens sent before a cut.
 pub const CUT_PREFIX: &str = "The weather today is";
+
+/// The whole answer of [`Fault::Paced`].
+pub const PACED_ANSWER: &str = "One two three four five six seven eight nine ten.";
 
 impl FaultyBackend {
     pub fn start(fault: Fault) -> Self {
@@ -98,6 +104,15 @@ fn serve(stream: TcpStream, fault: Fault) -> std::io::Result<()> {
                 std::thread::sleep(Duration::from_millis(20));
             }
             // Closing here, without `[DONE]`, is the cut.
+        }
+        Fault::Paced(every) => {
+            out.write_all(head.as_bytes())?;
+            for word in PACED_ANSWER.split_inclusive(' ') {
+                out.write_all(chunk(word).as_bytes())?;
+                out.flush()?;
+                std::thread::sleep(every);
+            }
+            out.write_all(b"data: [DONE]\n\n")?;
         }
     }
     out.flush()

@@ -8,6 +8,7 @@ pub mod backend_api;
 pub mod client;
 pub mod faulty;
 pub mod local;
+pub mod redis;
 pub mod suite;
 pub mod vllm;
 

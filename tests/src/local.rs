@@ -2,7 +2,8 @@
 //! - workerd through `wrangler dev` (what operators run; wrangler.toml is read),
 //! - workerd through Miniflare's API (`tests/workerd/serve.mjs`: one workerd process, no
 //!   wrangler proxy in front; the load benchmark uses it to measure the worker, not the proxy),
-//! - the Spin component on `spin-test-host` (wasmtime with Spin's host interfaces emulated).
+//! - the Spin component on `spin-test-host` (wasmtime with Spin's host interfaces emulated),
+//! - the native server `eindr-edge`, on its memory store or on a real Redis.
 //!
 //! The build must exist (`cargo xtask test` makes it).
 
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::redis::RedisServer;
 use crate::{Runtime, free_port, repo_root};
 
 /// Which runtime runs the edge, and how it is started.
@@ -19,20 +21,34 @@ pub enum Launcher {
     WranglerDev,
     Miniflare,
     SpinHost,
+    /// `eindr-edge` with `STORE_URL=memory` (unless the variables name another store).
+    Native,
+    /// `eindr-edge` on a Redis of its own, started with it (unless `STORE_URL` names one).
+    NativeRedis,
 }
 
 impl Launcher {
     /// What must be built first, and the command that builds it.
-    fn artifact(self) -> (&'static str, &'static str) {
+    fn artifact(self) -> (PathBuf, &'static str) {
+        let root = repo_root();
         match self {
-            Launcher::WranglerDev | Launcher::Miniflare => {
-                ("edge/cloudflare/build/index.js", "cargo xtask build-worker")
-            }
+            Launcher::WranglerDev | Launcher::Miniflare => (
+                root.join("edge/cloudflare/build/index.js"),
+                "cargo xtask build-worker",
+            ),
             Launcher::SpinHost => (
-                "target/wasm32-wasip2/release/edge_spin.wasm",
+                root.join("target/wasm32-wasip2/release/edge_spin.wasm"),
                 "cargo xtask build-spin",
             ),
+            Launcher::Native | Launcher::NativeRedis => {
+                (native_binary(), "cargo build -p edge-server")
+            }
         }
+    }
+
+    /// Whether state outlives a restart of the runtime (not the native memory store).
+    pub fn persists(self) -> bool {
+        self != Launcher::Native
     }
 }
 
@@ -43,6 +59,8 @@ pub struct LocalRuntime {
     port: u16,
     child: Option<Child>,
     secret: String,
+    /// The Redis a `NativeRedis` runtime started for itself.
+    redis: Option<RedisServer>,
 }
 
 impl LocalRuntime {
@@ -52,16 +70,30 @@ impl LocalRuntime {
         let root = repo_root();
         let (artifact, build) = launcher.artifact();
         assert!(
-            root.join(artifact).is_file(),
-            "{artifact} is not built: run `{build}` (cargo xtask test does)"
+            artifact.is_file(),
+            "{} is not built: run `{build}` (cargo xtask test does)",
+            artifact.display()
         );
-        let secret = format!("e2e-secret-{name}-0123456789abcdef0123456789");
+        // Instances of one deployment share a secret by naming it in `vars`.
+        let secret = vars
+            .iter()
+            .find(|(k, _)| *k == "JWT_HS256_SECRET")
+            .map_or_else(
+                || format!("e2e-secret-{name}-0123456789abcdef0123456789"),
+                |(_, v)| (*v).to_owned(),
+            );
         let mut all: Vec<(String, String)> = vec![
             ("JWT_HS256_SECRET".into(), secret.clone()),
             ("JWT_ISSUER".into(), crate::client::ISSUER.into()),
             ("JWT_AUDIENCE".into(), crate::client::AUDIENCE.into()),
         ];
         all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let mut redis = None;
+        if launcher == Launcher::NativeRedis && !vars.iter().any(|(k, _)| *k == "STORE_URL") {
+            let server = RedisServer::start(name);
+            all.push(("STORE_URL".into(), server.url()));
+            redis = Some(server);
+        }
         let state_dir = root
             .join("target/e2e-state")
             .join(format!("{name}-{}", std::process::id()));
@@ -74,6 +106,7 @@ impl LocalRuntime {
             port: free_port(),
             child: None,
             secret,
+            redis,
         };
         runtime.launch();
         runtime
@@ -108,6 +141,12 @@ impl LocalRuntime {
                 for (k, v) in &self.vars {
                     cmd.arg(format!("{k}={v}"));
                 }
+                cmd
+            }
+            Launcher::Native | Launcher::NativeRedis => {
+                let mut cmd = Command::new(native_binary());
+                cmd.arg("--addr").arg(format!("127.0.0.1:{}", self.port));
+                cmd.envs(self.vars.iter().map(|(k, v)| (k, v)));
                 cmd
             }
             Launcher::SpinHost => {
@@ -194,6 +233,32 @@ impl LocalRuntime {
     }
 }
 
+impl LocalRuntime {
+    /// The Redis this runtime started for itself (`NativeRedis`).
+    pub fn redis(&mut self) -> Option<&mut RedisServer> {
+        self.redis.as_mut()
+    }
+
+    /// SIGTERM to the runtime's process alone, as an orchestrator sends it; its exit status
+    /// once it exits within `limit`.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        Command::new("kill")
+            .args(["-s", "TERM", "--", &child.id().to_string()])
+            .status()
+            .ok()?;
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
 impl Runtime for LocalRuntime {
     fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -215,6 +280,11 @@ impl Drop for LocalRuntime {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.state_dir);
     }
+}
+
+/// `eindr-edge`, built by `cargo build -p edge-server` into this target folder.
+fn native_binary() -> PathBuf {
+    crate::target_dir().join("debug/eindr-edge")
 }
 
 /// The test host binary, built by `cargo build -p spin-test-host` into this target folder.

@@ -15,7 +15,7 @@ const SOURCES: [&str; 6] = [
     "edge/core/src",
     "edge/cloudflare/src",
     "edge/spin/src",
-    "edge/dev/src",
+    "edge/server/src",
     "gpu-backend/src",
 ];
 

@@ -168,7 +168,7 @@ pub(crate) fn dev_secret() -> Result<String, String> {
     }
 }
 
-/// A 12-hour token for `dev-user`, signed by edge-dev with the development secret.
+/// A 12-hour token for `dev-user`, signed by eindr-edge with the development secret.
 pub(crate) fn dev_token(secret: &str) -> Result<String, String> {
     output(
         cargo()
@@ -176,7 +176,7 @@ pub(crate) fn dev_token(secret: &str) -> Result<String, String> {
                 "run",
                 "--quiet",
                 "-p",
-                "edge-dev",
+                "edge-server",
                 "--",
                 "--mint-token",
                 "dev-user",
@@ -200,7 +200,9 @@ pub(crate) fn print_page_link(port: u16, token: &str) {
 }
 
 pub(crate) fn dev_native(extra: &[String]) -> Result<(), String> {
-    run(cargo_run_release("edge-dev", &[]).arg("--dev").args(extra))
+    run(cargo_run_release("edge-server", &[])
+        .arg("--dev")
+        .args(extra))
 }
 
 /// Runs the Spin component locally on the test host (Spin's interfaces emulated on

@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::builds::{build_spin, build_worker};
 use crate::cmd::{cargo, output, run, test_data_dir};
 use crate::models::{ensure_tiny_model, ensure_tiny_onnx};
-use crate::tools::{WASM_TARGETS, ensure_chromium, ensure_vllm, ensure_wasm_targets};
+use crate::tools::{WASM_TARGETS, ensure_test_packages, ensure_vllm, ensure_wasm_targets};
 
 /// Crates that would tie the core to one deployment platform or runtime. (WASI and
 /// wasm-bindgen shims that jwt-simple's clock and RNG pull in per target are not platforms.)
@@ -47,7 +47,7 @@ pub(crate) fn test() -> Result<(), String> {
     // packages as the test run below, so it reuses them instead of building wasmtime twice.
     run(cargo().args(["build", "--workspace", "--exclude", "edge-spin", "--bins"]))?;
     let python = ensure_vllm()?;
-    ensure_chromium()?;
+    ensure_test_packages()?;
     let model = ensure_tiny_model(&python, &data)?;
     let onnx = ensure_tiny_onnx(&python, &model)?;
     run_tests(

@@ -72,14 +72,25 @@ pub(crate) fn ensure_npm_tools() -> Result<(), String> {
         .args(["ci", "--no-audit", "--no-fund"]))
 }
 
-/// Debian's chromium for the chat page's browser test; installed once (the package lists are
-/// fetched first, since a fresh machine has none).
-pub(crate) fn ensure_chromium() -> Result<(), String> {
-    if std::path::Path::new("/usr/bin/chromium").is_file() {
+/// Debian's packages the test suite runs: chromium (the chat page's browser test) and
+/// redis-server (the native server's shared store). Installed once, when a binary is missing
+/// (the package lists are fetched first: a fresh machine has none).
+pub(crate) fn ensure_test_packages() -> Result<(), String> {
+    let missing: Vec<&str> = [
+        ("/usr/bin/chromium", "chromium"),
+        ("/usr/bin/redis-server", "redis-server"),
+    ]
+    .iter()
+    .filter(|(binary, _)| !std::path::Path::new(binary).is_file())
+    .map(|(_, package)| *package)
+    .collect();
+    if missing.is_empty() {
         return Ok(());
     }
     run(Command::new("apt-get").args(["update", "-qq"]))?;
-    run(Command::new("apt-get").args(["install", "-y", "-qq", "chromium"]))
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq"])
+        .args(&missing))
 }
 
 /// wrk comes from Debian's packages; installed once.

@@ -194,9 +194,12 @@ impl EdgeApp {
             sink.delta(&reply.text).await;
         }
         let cut = answered.as_ref().is_some_and(|(_, cut)| cut.is_some());
+        let fallback_used = turn.wants_backend && (answered.is_none() || cut);
+        // One line per stored turn, without its text: what answered it (metrics count these).
+        tracing::info!(target: "turn", engine = engine.as_str(), fallback_used, intent = reply.intent.as_str(), "turn answered");
         Ok(TurnOutcome {
             engine,
-            fallback_used: turn.wants_backend && (answered.is_none() || cut),
+            fallback_used,
             cut,
             context_used: reply.context_used,
             text: reply.text,

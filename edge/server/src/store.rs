@@ -1,0 +1,135 @@
+//! The store `STORE_URL` names: `memory` (one instance; nothing kept across a restart) or
+//! `redis://` / `rediss://` (shared by every instance, kept by Redis). Store failures are
+//! counted for `/metrics` here, where every one of them passes.
+
+use std::sync::Arc;
+
+use edge_core::platform::{ConversationStore, StoreError, StoreKey, StoreWrite};
+use edge_core::system::SystemClock;
+use edge_core::{Clock, MemoryStore};
+
+use crate::metrics::Metrics;
+use crate::redis_store::RedisStore;
+
+/// What `STORE_URL` says, parsed once; each worker thread opens its own client from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    Memory,
+    Redis { url: String, prefix: String },
+}
+
+impl StoreSpec {
+    pub fn parse(url: &str, prefix: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.is_empty() || url == "memory" {
+            Ok(Self::Memory)
+        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+            Ok(Self::Redis {
+                url: url.to_owned(),
+                prefix: prefix.to_owned(),
+            })
+        } else {
+            Err(format!(
+                "STORE_URL: expected `memory`, `redis://...` or `rediss://...`, got {:?}",
+                url.split('@').next_back().unwrap_or(url)
+            ))
+        }
+    }
+
+    /// For the startup line: never the URL itself, which may carry a password.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Self::Memory => "in-memory store (this instance only)",
+            Self::Redis { .. } => "Redis store",
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemClock.now_ms()
+}
+
+/// One worker thread's store. The memory store is shared by all threads of the process.
+pub enum ServerStore {
+    Memory(Arc<MemoryStore>),
+    Redis(RedisStore),
+}
+
+/// The process-wide part: the memory store's records (Redis clients are per thread).
+pub fn shared_memory() -> Arc<MemoryStore> {
+    Arc::new(MemoryStore::with_expiry_clock(now_ms))
+}
+
+pub struct CountedStore {
+    pub store: ServerStore,
+    pub metrics: Arc<Metrics>,
+}
+
+impl CountedStore {
+    pub fn open(
+        spec: &StoreSpec,
+        memory: &Arc<MemoryStore>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, String> {
+        let store = match spec {
+            StoreSpec::Memory => ServerStore::Memory(memory.clone()),
+            StoreSpec::Redis { url, prefix } => ServerStore::Redis(RedisStore::open(url, prefix)?),
+        };
+        Ok(Self { store, metrics })
+    }
+
+    /// `/ready`: the store answers.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        let result = match &self.store {
+            ServerStore::Memory(_) => Ok(()),
+            ServerStore::Redis(redis) => redis.ping().await,
+        };
+        self.count(result)
+    }
+
+    fn count<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(error) = &result {
+            self.metrics.store_error(error);
+        }
+        result
+    }
+}
+
+impl ConversationStore for CountedStore {
+    async fn get(&self, key: StoreKey<'_>) -> Result<Option<Vec<u8>>, StoreError> {
+        let result = match &self.store {
+            ServerStore::Memory(memory) => memory.get(key).await,
+            ServerStore::Redis(redis) => redis.get(key).await,
+        };
+        self.count(result)
+    }
+
+    async fn update(
+        &self,
+        key: StoreKey<'_>,
+        apply: &mut dyn FnMut(Option<&[u8]>) -> StoreWrite,
+    ) -> Result<(), StoreError> {
+        let result = match &self.store {
+            ServerStore::Memory(memory) => memory.update(key, apply).await,
+            ServerStore::Redis(redis) => redis.update(key, apply).await,
+        };
+        self.count(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls() {
+        assert_eq!(StoreSpec::parse("memory", "p:"), Ok(StoreSpec::Memory));
+        assert_eq!(StoreSpec::parse("", "p:"), Ok(StoreSpec::Memory));
+        assert!(matches!(
+            StoreSpec::parse("rediss://:pw@cache:6380/0", "p:"),
+            Ok(StoreSpec::Redis { .. })
+        ));
+        let refused = StoreSpec::parse("postgres://user:secret@db/x", "p:").unwrap_err();
+        assert!(!refused.contains("secret"), "{refused}");
+    }
+}
