@@ -282,9 +282,13 @@ impl Drop for LocalRuntime {
     }
 }
 
-/// `eindr-edge`, built by `cargo build -p edge-server` into this target folder.
+/// `eindr-edge`, built by `cargo build -p edge-server` into this target folder, or the one
+/// `EINDR_EDGE_BINARY` names (the load benchmark's release build).
 fn native_binary() -> PathBuf {
-    crate::target_dir().join("debug/eindr-edge")
+    std::env::var_os("EINDR_EDGE_BINARY").map_or_else(
+        || crate::target_dir().join("debug/eindr-edge"),
+        PathBuf::from,
+    )
 }
 
 /// The test host binary, built by `cargo build -p spin-test-host` into this target folder.

@@ -5,7 +5,7 @@ use std::process::Command;
 use crate::builds::{build_spin, build_worker};
 use crate::cmd::{cargo, cargo_run_release, output, root, run, stale, target_dir, test_data_dir};
 use crate::models::ensure_tiny_model;
-use crate::tools::{ensure_litellm, ensure_oha, ensure_vllm, ensure_wrk};
+use crate::tools::{ensure_litellm, ensure_oha, ensure_test_packages, ensure_vllm, ensure_wrk};
 
 pub(crate) fn bench() -> Result<(), String> {
     run(cargo().args(["bench", "-p", "edge-core", "--bench", "respond"]))
@@ -19,6 +19,14 @@ pub(crate) fn bench_edge(extra: &[String]) -> Result<(), String> {
         Some("spin") => {
             build_spin()?;
             run(cargo().args(["build", "-p", "spin-test-host"]))?;
+        }
+        Some("native") => {
+            ensure_test_packages()?;
+            let oha = ensure_oha()?;
+            run(cargo().args(["build", "--release", "-p", "edge-server"]))?;
+            return run(load_driver("edge_load", extra)
+                .env("EINDR_EDGE_BINARY", target_dir().join("release/eindr-edge"))
+                .env("EINDR_OHA", &oha));
         }
         Some(_) => {}
     }

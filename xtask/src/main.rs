@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         Some("eval-understanding") => eval_understanding(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cpu [decode tokens] | eval-understanding FILE [--split S] [--oos-split S] | build-worker | build-spin>"
+                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin|native] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cpu [decode tokens] | eval-understanding FILE [--split S] [--oos-split S] | build-worker | build-spin>"
             );
             return ExitCode::from(2);
         }

@@ -1,15 +1,19 @@
-//! The edge's load benchmark: `cargo xtask bench-edge [workerd|spin] [seconds]`.
+//! The edge's load benchmark: `cargo xtask bench-edge [workerd|spin|native] [seconds]`.
 //!
 //! Starts the shipped build on its runtime on 127.0.0.1 and drives, in one run, the runtime's
 //! empty route and the full minimal-mode path (JWT, per-user state, reply, history write)
-//! with wrk, then prints req/s, p50/p99 and the throughput ratio.
+//! with wrk, then prints req/s, p50/p99 and the throughput ratio. `native` runs `eindr-edge`
+//! on its memory store and on Redis, then a fixed 1,000 req/s of turns on Redis (open loop).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
+use e2e::Runtime;
+use e2e::client::Client;
 use e2e::local::{Launcher, LocalRuntime};
 use eindr_bench::load::{self, ACKNOWLEDGMENT_BODY, CHAT_BODY, LoadShape, Route};
+use eindr_bench::rate::{FixedRate, oha_post};
 
 /// The two minimal-mode turns: a task acknowledgment and a chat turn the intent model reads.
 const RESPOND_ROUTES: [Route<'static>; 2] = [
@@ -23,6 +27,16 @@ const RESPOND_ROUTES: [Route<'static>; 2] = [
         body: CHAT_BODY,
         users: 64,
     },
+];
+
+/// The runtime's empty route, then both turns.
+const EMPTY_AND_TURNS: [Route<'static>; 3] = [
+    Route::Baseline {
+        name: "empty route",
+        path: "/bench/empty",
+    },
+    RESPOND_ROUTES[0],
+    RESPOND_ROUTES[1],
 ];
 
 /// Limits high enough that the benchmark measures the path, not the rate limiter's refusals.
@@ -61,20 +75,80 @@ fn main() {
         }
         "spin" => {
             let rt = LocalRuntime::start(Launcher::SpinHost, "load", &BENCH_VARS);
-            let routes = [
-                Route::Baseline {
-                    name: "empty route",
-                    path: "/bench/empty",
-                },
-                RESPOND_ROUTES[0],
-                RESPOND_ROUTES[1],
-            ];
+            let routes = EMPTY_AND_TURNS;
             let results = load::drive(&rt, &routes, shape);
             load::report("Spin component (spin-test-host)", shape, &routes, &results);
         }
+        "native" => native(shape),
         other => {
-            eprintln!("unknown runtime {other:?}; expected: workerd, spin");
+            eprintln!("unknown runtime {other:?}; expected: workerd, spin, native");
             std::process::exit(2);
         }
     }
+}
+
+/// `eindr-edge` on its memory store, then on Redis (what several instances share), each with
+/// the empty route and both turns; then the acknowledgment turn on Redis at a fixed 1,000
+/// req/s for the latency a client sees when the server is not saturated.
+fn native(shape: LoadShape) {
+    let routes = EMPTY_AND_TURNS;
+    for (launcher, label) in [
+        (Launcher::Native, "eindr-edge, memory store"),
+        (Launcher::NativeRedis, "eindr-edge, Redis store"),
+    ] {
+        let rt = LocalRuntime::start(launcher, "load", &BENCH_VARS);
+        let results = load::drive(&rt, &routes, shape);
+        load::report(label, shape, &routes, &results);
+        if launcher == Launcher::NativeRedis {
+            open_loop(&rt, shape.duration);
+        }
+    }
+}
+
+/// Users of the open-loop run, each at an equal share of [`OPEN_LOOP_RATE`]: one user's turns
+/// take turns on its records, and a real load comes from many users.
+const OPEN_LOOP_USERS: u32 = 10;
+const OPEN_LOOP_RATE: u32 = 1_000;
+
+/// The acknowledgment turn at a fixed total arrival rate (oha per user, latency counted from
+/// each request's scheduled start); prints the total rate and the worst user's p50 and p99.
+fn open_loop(rt: &LocalRuntime, duration: Duration) {
+    let oha = std::env::var("EINDR_OHA").expect("EINDR_OHA: cargo xtask bench-edge sets it");
+    let client = Client::new(&rt.base_url(), rt.secret());
+    let url = format!("{}/api/chat/respond", rt.base_url());
+    let rate = FixedRate {
+        per_second: OPEN_LOOP_RATE / OPEN_LOOP_USERS,
+        connections: 4,
+        duration,
+    };
+    let runs: Vec<_> = (0..OPEN_LOOP_USERS)
+        .map(|i| {
+            let (oha, url) = (oha.clone(), url.clone());
+            let authorization = format!("Bearer {}", client.token(&format!("open-loop-{i}")));
+            std::thread::spawn(move || {
+                oha_post(
+                    &oha,
+                    &url,
+                    &[
+                        ("content-type", "application/json"),
+                        ("authorization", &authorization),
+                    ],
+                    ACKNOWLEDGMENT_BODY,
+                    rate,
+                )
+            })
+        })
+        .collect();
+    let results: Vec<_> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    let total: f64 = results.iter().map(|r| r.requests_per_s).sum();
+    let worst = |f: fn(&load::LoadResult) -> f64| results.iter().map(f).fold(0.0, f64::max);
+    println!(
+        "open loop on Redis, acknowledgment, {OPEN_LOOP_USERS} users x {} req/s for {}s (oha, latency from each request's scheduled start): {total:.0} req/s, p50 {:.2} ms, p99 {:.2} ms (worst user; target p99 < 5 ms), {} requests, {} failures",
+        rate.per_second,
+        duration.as_secs(),
+        worst(|r| r.p50_ms),
+        worst(|r| r.p99_ms),
+        results.iter().map(|r| r.requests).sum::<u64>(),
+        results.iter().map(|r| r.failures).sum::<u64>(),
+    );
 }

@@ -36,6 +36,8 @@ pub struct Limits {
     /// A client that has not sent its headers, or its whole body, within these is cut off.
     pub header_timeout: Duration,
     pub body_timeout: Duration,
+    /// `GET /bench/empty`, the load benchmark's baseline (`EDGE_BENCH_ROUTES`).
+    pub bench_routes: bool,
 }
 
 /// One worker thread's services.
@@ -133,6 +135,15 @@ pub async fn handle(
     let response = match (request.method().as_str(), route) {
         ("GET", "/ready") => whole(ready(&worker).await),
         ("GET", "/metrics") => whole(metrics(&worker.metrics)),
+        ("GET", "other")
+            if worker.limits.bench_routes && request.uri().path() == "/bench/empty" =>
+        {
+            whole(HttpResponse {
+                status: 200,
+                headers: Vec::new(),
+                body: Vec::new(),
+            })
+        }
         _ => answer(&worker, request, peer).await,
     };
     let status = response.status().as_u16();

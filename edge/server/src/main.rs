@@ -54,6 +54,9 @@ struct Args {
     /// Seconds a client has to send its headers, and again its body.
     #[arg(long, env = "CLIENT_TIMEOUT_SECONDS", default_value_t = 10)]
     client_timeout_seconds: u64,
+    /// Serve the load benchmark's baseline, `GET /bench/empty` (an empty 200).
+    #[arg(long, env = "EDGE_BENCH_ROUTES", default_value_t = false, action = clap::ArgAction::Set)]
+    bench_routes: bool,
     /// Fill missing auth settings with development defaults and print a signed dev token.
     #[arg(long)]
     dev: bool,
@@ -126,6 +129,7 @@ fn run(args: &Args, metrics: Arc<Metrics>) -> Result<(), String> {
         max_headers: 64,
         header_timeout: client_timeout,
         body_timeout: client_timeout,
+        bench_routes: args.bench_routes,
     };
     let mode = if config.minimal_mode {
         "minimal"

@@ -1,7 +1,8 @@
-//! The server: one listening socket, `threads` worker threads each running a current-thread
-//! runtime whose LocalSet serves the connections it accepts (the core's futures are not
-//! Send). SIGTERM or Ctrl-C stops accepting, lets every running request and streamed turn
-//! finish within the grace period, and returns.
+//! The server: one acceptor hands connections round-robin to `threads` worker threads, each
+//! running a current-thread runtime whose LocalSet serves them (the core's futures are not
+//! Send). Threads accepting from one socket themselves would not share the work: a burst of
+//! connections all lands on whichever thread wakes first. SIGTERM or Ctrl-C stops accepting,
+//! lets every running request and streamed turn finish within the grace period, and returns.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use edge_core::{EdgeApp, MemoryStore};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::http::{Limits, Worker, handle};
 use crate::metrics::Metrics;
@@ -31,6 +32,8 @@ pub struct Shared {
     pub grace: Duration,
 }
 
+type Handoff = mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>;
+
 /// Serves on `listener` until SIGTERM/SIGINT, then drains. Errors only at start.
 pub fn serve(
     shared: Arc<Shared>,
@@ -40,26 +43,28 @@ pub fn serve(
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let (stop, stopping) = watch::channel(false);
     let mut workers = Vec::new();
+    let mut handoffs: Vec<Handoff> = Vec::new();
     for index in 0..threads.max(1) {
-        let listener = listener.try_clone().map_err(|e| e.to_string())?;
+        let (handoff, connections) = mpsc::unbounded_channel();
         let (shared, stopping) = (shared.clone(), stopping.clone());
         let worker = std::thread::Builder::new()
             .name(format!("edge-worker-{index}"))
-            .spawn(move || worker_thread(shared, listener, stopping))
+            .spawn(move || worker_thread(shared, connections, stopping))
             .map_err(|e| e.to_string())?;
         workers.push(worker);
+        handoffs.push(handoff);
     }
-    drop(listener);
-    let signals = tokio::runtime::Builder::new_current_thread()
+    let acceptor = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    signals.block_on(shutdown_signal());
+    acceptor.block_on(accept_until_stopped(listener, &handoffs))?;
     tracing::info!(
         grace_s = shared.grace.as_secs(),
         "stopping: no new connections; running requests finish"
     );
     let _ = stop.send(true);
+    drop(handoffs);
     let mut result = Ok(());
     for worker in workers {
         match worker.join() {
@@ -70,6 +75,38 @@ pub fn serve(
     }
     tracing::info!("stopped");
     result
+}
+
+/// Accepts until a stop signal, handing each connection to the next worker in turn. The
+/// listening socket closes when this returns.
+async fn accept_until_stopped(
+    listener: std::net::TcpListener,
+    handoffs: &[Handoff],
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    let mut next = 0usize;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let Ok(stream) = stream.into_std() else { continue };
+                    if handoffs[next % handoffs.len()].send((stream, peer)).is_err() {
+                        return Err("a worker thread stopped".into());
+                    }
+                    next = next.wrapping_add(1);
+                }
+                // Out of file descriptors and alike: pause rather than spin.
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut signal => return Ok(()),
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -92,7 +129,7 @@ async fn shutdown_signal() {
 
 fn worker_thread(
     shared: Arc<Shared>,
-    listener: std::net::TcpListener,
+    connections: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
     stopping: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -100,7 +137,7 @@ fn worker_thread(
         .build()
         .map_err(|e| e.to_string())?;
     let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, accept_loop(shared, listener, stopping))
+    local.block_on(&runtime, serve_connections(shared, connections, stopping))
 }
 
 /// Connections still open on this thread, and a wake-up when the last one closes.
@@ -110,12 +147,11 @@ struct OpenConnections {
     closed: Notify,
 }
 
-async fn accept_loop(
+async fn serve_connections(
     shared: Arc<Shared>,
-    listener: std::net::TcpListener,
+    mut connections: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
     mut stopping: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
     let store = CountedStore::open(&shared.store, &shared.memory, shared.metrics.clone())?;
     let worker = Rc::new(Worker {
         app: shared.app.clone(),
@@ -127,27 +163,20 @@ async fn accept_loop(
     let open = Rc::new(OpenConnections::default());
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    open.count.set(open.count.get() + 1);
-                    let (worker, open, stopping) = (worker.clone(), open.clone(), stopping.clone());
-                    tokio::task::spawn_local(async move {
-                        connection(worker, stream, peer, stopping).await;
-                        open.count.set(open.count.get() - 1);
-                        open.closed.notify_waiters();
-                    });
-                }
-                // Out of file descriptors and alike: pause rather than spin.
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+            handed = connections.recv() => {
+                let Some((stream, peer)) = handed else { break };
+                let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { continue };
+                open.count.set(open.count.get() + 1);
+                let (worker, open, stopping) = (worker.clone(), open.clone(), stopping.clone());
+                tokio::task::spawn_local(async move {
+                    connection(worker, stream, peer, stopping).await;
+                    open.count.set(open.count.get() - 1);
+                    open.closed.notify_waiters();
+                });
+            }
             _ = stopping.changed() => break,
         }
     }
-    drop(listener);
     let drained = async {
         while open.count.get() > 0 {
             let closed = open.closed.notified();

@@ -29,6 +29,7 @@ use crate::http::{HttpRequest, HttpResponse};
 use crate::platform::{ConversationStore, Outbound, Services};
 use crate::seal::Sealer;
 use routes::{ApiRoute, Route, route};
+use tracing::Instrument;
 
 pub use streaming::{BodySink, Served, SinkClosed, StreamingTurn};
 
@@ -97,7 +98,20 @@ impl EdgeApp {
             .map(str::to_owned)
             .unwrap_or_else(|| format!("{:016x}", svc.random.next_u64()));
         let span = tracing::info_span!("request", request_id = %request_id, method = %req.method, path = %req.route_path());
-        let _entered = span.enter();
+        // `instrument`, not `enter`: a guard held across an await leaks this span into
+        // whatever other request the executor polls meanwhile (the log lines' span lists
+        // then grow without end).
+        self.serve_in_span(req, svc, request_id)
+            .instrument(span)
+            .await
+    }
+
+    async fn serve_in_span<S: ConversationStore, O: Outbound>(
+        &self,
+        req: &HttpRequest,
+        svc: &Services<'_, S, O>,
+        request_id: String,
+    ) -> Served {
         let mut reply = match self.dispatch(req, svc, &request_id).await {
             Ok(reply) => reply,
             Err(error) => {

@@ -15,6 +15,7 @@
 
 use serde_json::{Value, json};
 use thiserror::Error;
+use tracing::Instrument;
 
 use super::EdgeApp;
 use super::turn::{DeltaSink, TurnRequest};
@@ -163,7 +164,16 @@ impl EdgeApp {
     ) {
         let turn = *turn.turn;
         let span = tracing::info_span!("stream", request_id = %turn.request_id);
-        let _entered = span.enter();
+        // `instrument`, not `enter`, for the reason `EdgeApp::serve` gives.
+        self.stream_in_span(turn, svc, sink).instrument(span).await;
+    }
+
+    async fn stream_in_span<S: ConversationStore, O: Outbound, K: BodySink>(
+        &self,
+        turn: TurnRequest,
+        svc: &Services<'_, S, O>,
+        sink: &mut K,
+    ) {
         let mut events = Events {
             sink,
             flavour: &turn.flavour,
