@@ -17,6 +17,10 @@ pub struct Args {
     /// The key callers must send as `Authorization: Bearer <key>`.
     #[arg(long, env = "BACKEND_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Check that the server on BACKEND_LISTEN answers `GET /health` with 200 (an engine is
+    /// ready) and exit 0, or 1 saying why: the image's healthcheck (no shell or curl in it).
+    #[arg(long)]
+    pub healthcheck: bool,
     /// Allow serving without BACKEND_API_KEY (local development only).
     #[arg(long, env = "BACKEND_DEV", default_value_t = false)]
     pub dev: bool,

@@ -25,6 +25,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if args.healthcheck {
+        return edge_core::system::probe_health(&args.listen.to_string())
+            .map_err(|message| anyhow::anyhow!("unhealthy: {message}"));
+    }
     if args.api_key.as_deref().is_none_or(str::is_empty) && !args.dev {
         bail!(
             "BACKEND_API_KEY is not set: refusing to serve without authentication \

@@ -60,6 +60,10 @@ struct Args {
     /// Fill missing auth settings with development defaults and print a signed dev token.
     #[arg(long)]
     dev: bool,
+    /// Check that the server on `EDGE_ADDR` answers `GET /health` (the image's healthcheck:
+    /// it has no shell or curl) and exit 0, or 1 saying why.
+    #[arg(long)]
+    healthcheck: bool,
     /// Print a 12-hour development token for this user (signed with JWT_HS256_SECRET,
     /// issuer eindr-dev, audience eindr-chat) and exit.
     #[arg(long, value_name = "USER")]
@@ -83,6 +87,13 @@ fn main() {
         )
         .with(EventCounter(metrics.clone()))
         .init();
+    if args.healthcheck {
+        if let Err(message) = edge_core::system::probe_health(&args.addr) {
+            eprintln!("eindr-edge: unhealthy: {message}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Some(user) = &args.mint_token {
         match std::env::var("JWT_HS256_SECRET")
             .map_err(|e| e.to_string())
