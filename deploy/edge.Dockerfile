@@ -3,7 +3,7 @@
 #
 #   rustup target add x86_64-unknown-linux-musl     # and Debian's musl-tools, for ring's C
 #   cargo build --release --target x86_64-unknown-linux-musl -p edge-server
-#   podman build -f deploy/edge.Dockerfile -t eindr-edge .      (or docker build)
+#   podman build --format docker -f deploy/edge.Dockerfile -t eindr-edge .   (or docker build)
 #
 # Minimal mode with the memory store by default (Railway/Fly-style: one container):
 #   docker run -p 8787:8787 -e JWT_HS256_SECRET=... -e JWT_ISSUER=... -e JWT_AUDIENCE=... eindr-edge

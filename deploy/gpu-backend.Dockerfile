@@ -6,7 +6,7 @@
 #
 #   rustup target add x86_64-unknown-linux-musl     # and Debian's musl-tools
 #   cargo build --release --target x86_64-unknown-linux-musl -p gpu-backend
-#   podman build -f deploy/gpu-backend.Dockerfile -t eindr-gpu-backend .
+#   podman build --format docker -f deploy/gpu-backend.Dockerfile -t eindr-gpu-backend .
 FROM scratch
 ARG BINARY=target/x86_64-unknown-linux-musl/release/gpu-backend
 COPY ${BINARY} /gpu-backend
