@@ -59,8 +59,8 @@ pub struct LocalRuntime {
     port: u16,
     child: Option<Child>,
     secret: String,
-    /// The Redis a `NativeRedis` runtime started for itself.
-    redis: Option<RedisServer>,
+    /// The Redis a `NativeRedis` runtime started for itself, held (and stopped) with it.
+    _redis: Option<RedisServer>,
 }
 
 impl LocalRuntime {
@@ -106,7 +106,7 @@ impl LocalRuntime {
             port: free_port(),
             child: None,
             secret,
-            redis,
+            _redis: redis,
         };
         runtime.launch();
         runtime
@@ -234,28 +234,12 @@ impl LocalRuntime {
 }
 
 impl LocalRuntime {
-    /// The Redis this runtime started for itself (`NativeRedis`).
-    pub fn redis(&mut self) -> Option<&mut RedisServer> {
-        self.redis.as_mut()
-    }
-
     /// SIGTERM to the runtime's process alone, as an orchestrator sends it; its exit status
     /// once it exits within `limit`.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let child = self.child.as_mut()?;
-        Command::new("kill")
-            .args(["-s", "TERM", "--", &child.id().to_string()])
-            .status()
-            .ok()?;
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        let status = crate::vllm::terminate_child(self.child.as_mut()?, limit)?;
+        self.child = None;
+        Some(status)
     }
 }
 

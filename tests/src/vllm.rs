@@ -53,6 +53,23 @@ pub fn wait_healthy(url: &str, limit: Duration, what: &str) {
     panic!("{what} did not become healthy at {url} within {limit:?}");
 }
 
+/// SIGTERM to `child` alone (as docker, Kubernetes and systemd send it), then waits up to
+/// `limit` for it to exit; its exit status, or `None` if it is still running.
+pub fn terminate_child(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    Command::new("kill")
+        .args(["-s", "TERM", "--", &child.id().to_string()])
+        .status()
+        .ok()?;
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
 /// A child process in its own process group, stopped on drop.
 pub struct Process {
     child: Option<Child>,
@@ -80,20 +97,10 @@ impl Process {
     /// to `limit` for it to exit; its exit status, or `None` if it is still running.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let child = self.child.as_mut()?;
-        Command::new("kill")
-            .args(["-s", "TERM", "--", &child.id().to_string()])
-            .status()
-            .ok()?;
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                self.reaped_group = Some(child.id());
-                self.child = None;
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        let status = terminate_child(child, limit)?;
+        self.reaped_group = Some(child.id());
+        self.child = None;
+        Some(status)
     }
 
     /// SIGKILL to the whole group (vLLM's engine runs in child processes), then reap.
