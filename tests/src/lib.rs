@@ -9,6 +9,7 @@ pub mod client;
 pub mod faulty;
 pub mod local;
 pub mod redis;
+pub mod scale_out;
 pub mod suite;
 pub mod vllm;
 

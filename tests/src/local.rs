@@ -3,6 +3,7 @@
 //! - workerd through Miniflare's API (`tests/workerd/serve.mjs`: one workerd process, no
 //!   wrangler proxy in front; the load benchmark uses it to measure the worker, not the proxy),
 //! - the Spin component on `spin-test-host` (wasmtime with Spin's host interfaces emulated),
+//!   on Spin's key-value store or on a real Redis,
 //! - the native server `eindr-edge`, on its memory store or on a real Redis.
 //!
 //! The build must exist (`cargo xtask test` makes it).
@@ -25,6 +26,9 @@ pub enum Launcher {
     Native,
     /// `eindr-edge` on a Redis of its own, started with it (unless `STORE_URL` names one).
     NativeRedis,
+    /// The Spin component on `spin-test-host` with `store_url` on a Redis of its own (unless
+    /// `STORE_URL` names one), reached through Spin's outbound Redis interface.
+    SpinRedis,
 }
 
 impl Launcher {
@@ -36,7 +40,7 @@ impl Launcher {
                 root.join("edge/cloudflare/build/index.js"),
                 "cargo xtask build-worker",
             ),
-            Launcher::SpinHost => (
+            Launcher::SpinHost | Launcher::SpinRedis => (
                 root.join("target/wasm32-wasip2/release/edge_spin.wasm"),
                 "cargo xtask build-spin",
             ),
@@ -50,6 +54,16 @@ impl Launcher {
     pub fn persists(self) -> bool {
         self != Launcher::Native
     }
+
+    /// Whether it serves `GET /ready` (the native server; Spin and workerd have no such probe).
+    pub fn serves_ready(self) -> bool {
+        matches!(self, Launcher::Native | Launcher::NativeRedis)
+    }
+
+    /// Whether it starts a Redis of its own for its state.
+    fn on_redis(self) -> bool {
+        matches!(self, Launcher::NativeRedis | Launcher::SpinRedis)
+    }
 }
 
 pub struct LocalRuntime {
@@ -59,7 +73,8 @@ pub struct LocalRuntime {
     port: u16,
     child: Option<Child>,
     secret: String,
-    /// The Redis a `NativeRedis` runtime started for itself, held (and stopped) with it.
+    /// The Redis a `NativeRedis` or `SpinRedis` runtime started for itself, held (and
+    /// stopped) with it.
     _redis: Option<RedisServer>,
 }
 
@@ -89,7 +104,7 @@ impl LocalRuntime {
         ];
         all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let mut redis = None;
-        if launcher == Launcher::NativeRedis && !vars.iter().any(|(k, _)| *k == "STORE_URL") {
+        if launcher.on_redis() && !vars.iter().any(|(k, _)| *k == "STORE_URL") {
             let server = RedisServer::start(name);
             all.push(("STORE_URL".into(), server.url()));
             redis = Some(server);
@@ -149,7 +164,7 @@ impl LocalRuntime {
                 cmd.envs(self.vars.iter().map(|(k, v)| (k, v)));
                 cmd
             }
-            Launcher::SpinHost => {
+            Launcher::SpinHost | Launcher::SpinRedis => {
                 let mut cmd = Command::new(spin_host_binary());
                 cmd.args(["--manifest", "spin.toml", "--listen"])
                     .arg(format!("127.0.0.1:{}", self.port))

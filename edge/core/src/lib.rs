@@ -19,6 +19,7 @@ pub mod pii;
 pub mod placement;
 pub mod platform;
 pub mod rate_limit;
+pub mod redis_store;
 pub mod replies;
 pub mod seal;
 #[cfg(feature = "system")]

@@ -46,7 +46,7 @@ struct Args {
     )]
     store_url: String,
     /// Prefix of every Redis key (several deployments can share one Redis).
-    #[arg(long, env = "STORE_KEY_PREFIX", default_value = "eindr:")]
+    #[arg(long, env = "STORE_KEY_PREFIX", default_value = edge_core::redis_store::DEFAULT_KEY_PREFIX)]
     store_key_prefix: String,
     /// Seconds running requests get to finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]

@@ -1,52 +1,25 @@
-//! The conversation store on Redis (≥ 6) or Valkey, shared by every instance.
+//! The conversation store on Redis (≥ 6) or Valkey, shared by every instance, with the
+//! core's one Redis store protocol (`edge_core::redis_store`: keys, the compare-and-swap script,
+//! the retry loop) over the `redis` crate.
 //!
-//! A read-modify-write reads the record, lets the core compute the new one, and writes it with
-//! one Lua script that swaps only if the record is still what was read (compared byte for
-//! byte), so no update is lost and no request admitted twice across instances. The record
-//! this process last wrote stands in for the read (one round trip instead of two); when
-//! another instance changed it since, the script answers with the record as it is and the
-//! update is computed again from that. A lost race
-//! is retried with a short random back-off, a bounded number of times (then 503). Within one
-//! process, writers of one record take turns first (a striped lock), so Redis only arbitrates
-//! between instances: one user's concurrent requests would otherwise collide in every round
-//! (measured: 16 concurrent turns of one user, 5.6 swaps tried per turn). Expiry maps
-//! to the key's TTL. Keys carry the owner in a hash tag (`eindr:history:{alice}`), so one
-//! owner's records share a Redis Cluster slot.
+//! The record this process last wrote stands in for the first read (one round trip instead of
+//! two); when another instance changed it since, the swap answers with the record as it is
+//! and the update is computed again from that. Within one process, writers of one record take
+//! turns first (a striped lock), so Redis only arbitrates between instances: one user's
+//! concurrent requests would otherwise collide in every round (measured: 16 concurrent turns
+//! of one user, 5.6 swaps tried per turn).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use edge_core::platform::{RecordKind, StoreError, StoreKey, StoreWrite};
+use edge_core::Clock;
+use edge_core::platform::{StoreError, StoreKey, StoreWrite};
+use edge_core::redis_store::{self, RedisCommands, RedisValue, Updated};
 use edge_core::system::{OsRandom, SystemClock};
-use edge_core::{Clock, Randomness};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
-
-/// The compare-and-swap. KEYS[1]: the record. ARGV: [1] "1" when the caller read a record,
-/// "0" when it found none; [2] the bytes it read; [3] "put" or "del"; [4] the new bytes;
-/// [5] time to live in ms ("0": none). Returns 1 when written; when the record was not what
-/// the caller read, `{0, record}` (nil when there is none), so it can retry without a GET.
-const COMPARE_AND_SWAP: &str = r"
-local current = redis.call('GET', KEYS[1])
-if ARGV[1] == '1' then
-  if current ~= ARGV[2] then return {0, current} end
-elseif current then
-  return {0, current}
-end
-if ARGV[3] == 'del' then
-  redis.call('DEL', KEYS[1])
-elseif ARGV[5] ~= '0' then
-  redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
-else
-  redis.call('SET', KEYS[1], ARGV[4])
-end
-return 1
-";
-
-/// Swaps lost to another writer before giving up with 503 (`Contention`).
-const MAX_ATTEMPTS: u32 = 64;
 
 /// How long one command may take, and one connection attempt: past them the request gets
 /// 503 `store_unavailable` rather than hanging on a dead or stalled Redis.
@@ -102,6 +75,18 @@ fn unavailable(error: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {error}"))
 }
 
+/// The script's answer in the protocol's flat shape.
+fn flatten(value: redis::Value, out: &mut Vec<RedisValue>) {
+    match value {
+        redis::Value::Array(values) => values.into_iter().for_each(|v| flatten(v, out)),
+        redis::Value::Int(n) => out.push(RedisValue::Int(n)),
+        redis::Value::BulkString(bytes) => out.push(RedisValue::Bytes(bytes)),
+        redis::Value::Nil => out.push(RedisValue::Nil),
+        redis::Value::Okay => out.push(RedisValue::Status("OK".into())),
+        other => out.push(RedisValue::Status(format!("{other:?}"))),
+    }
+}
+
 impl RedisStore {
     /// A store on `url` (`redis://` or `rediss://`). Connects on first use and reconnects by
     /// itself after Redis comes back, so the server starts and recovers without it.
@@ -122,20 +107,13 @@ impl RedisStore {
             .map_err(|e| format!("STORE_URL: {e}"))?;
         Ok(Self {
             connection,
-            script: Script::new(COMPARE_AND_SWAP),
+            script: Script::new(redis_store::COMPARE_AND_SWAP),
             prefix: prefix.to_owned(),
         })
     }
 
-    /// `prefix` + kind + the owner as a hash tag: `eindr:ratelimit:{alice}`.
-    pub fn key(&self, key: StoreKey<'_>) -> String {
-        let kind = match key.kind {
-            RecordKind::History => "history",
-            RecordKind::RateLimit => "ratelimit",
-            RecordKind::AuthFailures => "authfail",
-            RecordKind::BackendBreaker => "breaker",
-        };
-        format!("{}{kind}:{{{}}}", self.prefix, key.owner)
+    fn key(&self, key: StoreKey<'_>) -> String {
+        redis_store::record_key(&self.prefix, key)
     }
 
     /// Redis answers a PING.
@@ -149,11 +127,7 @@ impl RedisStore {
     }
 
     pub async fn get(&self, key: StoreKey<'_>) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut connection = self.connection.clone();
-        connection
-            .get::<_, Option<Vec<u8>>>(self.key(key))
-            .await
-            .map_err(unavailable)
+        RedisCommands::get(self, &self.key(key)).await
     }
 
     pub async fn update(
@@ -163,66 +137,49 @@ impl RedisStore {
     ) -> Result<(), StoreError> {
         let name = self.key(key);
         let mut known = stripe(&name).lock().await;
-        let mut connection = self.connection.clone();
-        let mut current: Option<Vec<u8>> = match recall(&mut known, &name) {
-            Some(record) => record,
-            None => connection.get(&name).await.map_err(unavailable)?,
-        };
-        for attempt in 0..MAX_ATTEMPTS {
-            let (operation, bytes, ttl_ms, expires_at_ms) = match apply(current.as_deref()) {
-                // Unchanged; its TTL is not known here, so the next update reads it.
-                StoreWrite::Keep => return Ok(()),
-                StoreWrite::Delete => ("del", Vec::new(), 0, None),
-                StoreWrite::Put {
-                    bytes,
-                    expires_at_ms,
-                } => match expires_at_ms.map(|at| at.saturating_sub(SystemClock.now_ms())) {
-                    // Already past its expiry: nothing to keep.
-                    Some(0) => ("del", Vec::new(), 0, None),
-                    Some(ttl) => ("put", bytes, ttl, expires_at_ms),
-                    None => ("put", bytes, 0, None),
-                },
-            };
-            let answer: redis::Value = self
-                .script
-                .key(&name)
-                .arg(if current.is_some() { "1" } else { "0" })
-                .arg(current.as_deref().unwrap_or_default())
-                .arg(operation)
-                .arg(&bytes)
-                .arg(ttl_ms)
-                .invoke_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
-            match answer {
-                redis::Value::Int(1) => {
-                    let record = (operation == "put").then_some(bytes);
-                    remember(&mut known, name, record, expires_at_ms);
-                    return Ok(());
-                }
-                redis::Value::Array(mut reply) if reply.len() == 2 => {
-                    current = match reply.pop() {
-                        Some(redis::Value::BulkString(record)) => Some(record),
-                        _ => None,
-                    };
-                }
-                other => {
-                    return Err(StoreError::Unavailable(format!(
-                        "redis: unexpected answer to the swap: {other:?}"
-                    )));
-                }
-            }
-            // Another writer got there first. The first time that is usually just a stale
-            // guess; after that, wait a random while that grows with each loss, so writers of
-            // one record in several instances spread out instead of colliding again.
-            if attempt > 0 {
-                let ceiling_us = 200u64 << attempt.min(6);
-                let wait_us = OsRandom.next_u64() % ceiling_us;
-                tokio::time::sleep(Duration::from_micros(wait_us)).await;
-            }
+        let guess = recall(&mut known, &name);
+        let updated =
+            redis_store::update(self, &name, guess, apply, &SystemClock, &OsRandom).await?;
+        if let Updated::Written {
+            record,
+            expires_at_ms,
+        } = updated
+        {
+            remember(&mut known, name, record, expires_at_ms);
         }
-        Err(StoreError::Contention {
-            attempts: MAX_ATTEMPTS,
-        })
+        Ok(())
+    }
+}
+
+impl RedisCommands for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut connection = self.connection.clone();
+        connection
+            .get::<_, Option<Vec<u8>>>(key)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        args: [&[u8]; 5],
+    ) -> Result<Vec<RedisValue>, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.script.key(key);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let answer: redis::Value = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        let mut values = Vec::new();
+        flatten(answer, &mut values);
+        Ok(values)
+    }
+
+    async fn pause(&self, micros: u64) {
+        tokio::time::sleep(Duration::from_micros(micros)).await;
     }
 }

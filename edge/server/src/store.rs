@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use edge_core::platform::{ConversationStore, StoreError, StoreKey, StoreWrite};
+use edge_core::redis_store::StoreUrl;
 use edge_core::system::SystemClock;
 use edge_core::{Clock, MemoryStore};
 
@@ -20,19 +21,12 @@ pub enum StoreSpec {
 
 impl StoreSpec {
     pub fn parse(url: &str, prefix: &str) -> Result<Self, String> {
-        let url = url.trim();
-        if url.is_empty() || url == "memory" {
-            Ok(Self::Memory)
-        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
-            Ok(Self::Redis {
-                url: url.to_owned(),
+        match StoreUrl::parse(url, "memory").map_err(|e| e.to_string())? {
+            StoreUrl::Platform => Ok(Self::Memory),
+            StoreUrl::Redis(url) => Ok(Self::Redis {
+                url,
                 prefix: prefix.to_owned(),
-            })
-        } else {
-            Err(format!(
-                "STORE_URL: expected `memory`, `redis://...` or `rediss://...`, got {:?}",
-                url.split('@').next_back().unwrap_or(url)
-            ))
+            }),
         }
     }
 
@@ -114,22 +108,5 @@ impl ConversationStore for CountedStore {
             ServerStore::Redis(redis) => redis.update(key, apply).await,
         };
         self.count(result)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn store_urls() {
-        assert_eq!(StoreSpec::parse("memory", "p:"), Ok(StoreSpec::Memory));
-        assert_eq!(StoreSpec::parse("", "p:"), Ok(StoreSpec::Memory));
-        assert!(matches!(
-            StoreSpec::parse("rediss://:pw@cache:6380/0", "p:"),
-            Ok(StoreSpec::Redis { .. })
-        ));
-        let refused = StoreSpec::parse("postgres://user:secret@db/x", "p:").unwrap_err();
-        assert!(!refused.contains("secret"), "{refused}");
     }
 }

@@ -15,10 +15,7 @@ use spin_sdk::http_component;
 
 use crate::config::lookup;
 use crate::outbound::SpinOutbound;
-use crate::store::KeyValueStore;
-
-/// The key-value store label in spin.toml.
-const STORE_LABEL: &str = "default";
+use crate::store::SpinStore;
 /// Spin's header with the client's address.
 const CLIENT_ADDR_HEADER: &str = "spin-client-addr";
 /// The benchmark's baseline route, served only with `edge_bench_routes = "true"`.
@@ -40,9 +37,9 @@ async fn handle(req: Request, out: ResponseOutparam) {
         Ok(app) => app,
         Err(e) => return unavailable(out, ApiError::from(e)).await,
     };
-    let store = match KeyValueStore::open(STORE_LABEL) {
+    let store = match SpinStore::open() {
         Ok(store) => store,
-        Err(e) => return unavailable(out, ApiError::from(e)).await,
+        Err(e) => return unavailable(out, e).await,
     };
     let services = Services {
         store: &store,

@@ -76,12 +76,17 @@ impl Outbound for SpinOutbound {
     }
 
     async fn sleep(&self, ms: u64) {
-        Sleep {
-            deadline: monotonic_clock::now().saturating_add(ms.saturating_mul(1_000_000)),
-            registration: None,
-        }
-        .await
+        sleep_ns(ms.saturating_mul(1_000_000)).await
     }
+}
+
+/// Waits `ns` nanoseconds on the monotonic clock.
+pub async fn sleep_ns(ns: u64) {
+    Sleep {
+        deadline: monotonic_clock::now().saturating_add(ns),
+        registration: None,
+    }
+    .await
 }
 
 /// Ready once the monotonic clock passes `deadline` (ns). Each pending poll registers a

@@ -1,7 +1,8 @@
 //! Spin's host interfaces that the edge component imports, emulated over `KvData` and the
 //! resolved variables: `fermyon:spin/variables@2.0.0`, `fermyon:spin/key-value@2.0.0` and
-//! `wasi:keyvalue/{store,atomics}@0.2.0-draft2` (the latter with compare-and-swap). Bindings
-//! come from the vendored Spin WIT in `wit/`.
+//! `wasi:keyvalue/{store,atomics}@0.2.0-draft2` (the latter with compare-and-swap);
+//! `fermyon:spin/redis@2.0.0` is in `outbound_redis`. Bindings come from the vendored Spin WIT
+//! in `wit/`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,9 +22,13 @@ wasmtime::component::bindgen!({
             import fermyon:spin/key-value@2.0.0;
             import wasi:keyvalue/store@0.2.0-draft2;
             import wasi:keyvalue/atomics@0.2.0-draft2;
+            import fermyon:spin/redis@2.0.0;
         }
     ",
+    // Redis calls are network I/O: async, as in Spin, so a slow Redis holds no thread.
+    imports: { "fermyon:spin/redis": async | trappable },
     with: {
+        "fermyon:spin/redis.connection": crate::outbound_redis::RedisConnection,
         "fermyon:spin/key-value.store": OpenStore,
         "wasi:keyvalue/store.bucket": OpenStore,
         "wasi:keyvalue/atomics.cas": PendingCas,
@@ -49,6 +54,7 @@ pub struct PendingCas {
 pub struct Shared {
     pub kv: KvData,
     pub stores: Vec<String>,
+    pub allowed_outbound_hosts: Vec<String>,
     pub variables: HashMap<String, Result<String, String>>,
 }
 
@@ -84,6 +90,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     key_value::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     store::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     atomics::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    fermyon::spin2_0_0::redis::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }
 

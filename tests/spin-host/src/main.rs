@@ -4,11 +4,13 @@
 //! This is an emulation of Spin's host interfaces on wasmtime, not Spin: the Spin CLI cannot
 //! be installed here and `wasmtime serve` lacks Spin's interfaces. It reads `spin.toml` for
 //! the component's source, key-value stores and variables, implements the interfaces the
-//! component imports (see `host`), keeps key-value data in a SQLite file across restarts, and
+//! component imports (see `host`), keeps key-value data in a SQLite file across restarts,
+//! connects the component's outbound Redis to a real Redis (see `outbound_redis`), and
 //! sets Spin's request headers (`spin-client-addr`, `spin-full-url`, `spin-path-info`).
 
 mod host;
 mod kv;
+mod outbound_redis;
 mod variables;
 
 use std::collections::HashMap;
@@ -81,6 +83,7 @@ fn main() -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         kv: kv::KvData::open(&args.kv_file)?,
         stores: config.key_value_stores,
+        allowed_outbound_hosts: config.allowed_outbound_hosts,
         variables: config.variables,
     });
 

@@ -31,6 +31,8 @@ pub struct Component {
     #[serde(default)]
     pub key_value_stores: Vec<String>,
     #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
     variables: HashMap<String, String>,
 }
 
@@ -38,6 +40,8 @@ pub struct Component {
 pub struct ComponentConfig {
     pub source: String,
     pub key_value_stores: Vec<String>,
+    /// `allowed_outbound_hosts`, templates expanded.
+    pub allowed_outbound_hosts: Vec<String>,
     pub variables: HashMap<String, Result<String, String>>,
 }
 
@@ -76,9 +80,15 @@ pub fn load(
         .iter()
         .map(|(name, template)| (name.clone(), render(template, &app)))
         .collect();
+    let allowed_outbound_hosts = component
+        .allowed_outbound_hosts
+        .iter()
+        .map(|host| render(host, &app).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
     Ok(ComponentConfig {
         source: component.source.clone(),
         key_value_stores: component.key_value_stores.clone(),
+        allowed_outbound_hosts,
         variables,
     })
 }
