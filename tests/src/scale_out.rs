@@ -34,14 +34,16 @@ pub fn on_redis(
     LocalRuntime::start(launcher, name, &all)
 }
 
-/// Two instances on one Redis: exact burst admission across both (10 of 50), every concurrent
-/// turn stored (20 turns, 40 messages), and a turn written through one read through the other.
-pub fn two_instances_are_exact(launcher: Launcher) {
-    let redis = RedisServer::start(&format!("two-instances-{launcher:?}"));
+/// Two instances on one Redis, of the runtimes `first` and `second` (the same one, or a native
+/// server beside a Spin replica: one store protocol): exact burst admission across both (10 of
+/// 50), every concurrent turn stored (20 turns, 40 messages), and a turn written through one
+/// read through the other.
+pub fn two_instances_are_exact(first: Launcher, second: Launcher) {
+    let redis = RedisServer::start(&format!("two-instances-{first:?}-{second:?}"));
     let strict = [("RATE_LIMIT_PER_MINUTE", "1"), ("RATE_LIMIT_BURST", "10")];
     let (a, b) = (
-        on_redis(launcher, &redis, "strict-a", &strict),
-        on_redis(launcher, &redis, "strict-b", &strict),
+        on_redis(first, &redis, "strict-a", &strict),
+        on_redis(second, &redis, "strict-b", &strict),
     );
     let both: [&dyn Runtime; 2] = [&a, &b];
     for round in 0..3 {
@@ -55,8 +57,8 @@ pub fn two_instances_are_exact(launcher: Launcher) {
         ("RATE_LIMIT_BURST", "1000"),
     ];
     let (a, b) = (
-        on_redis(launcher, &redis, "roomy-a", &roomy),
-        on_redis(launcher, &redis, "roomy-b", &roomy),
+        on_redis(first, &redis, "roomy-a", &roomy),
+        on_redis(second, &redis, "roomy-b", &roomy),
     );
     let both: [&dyn Runtime; 2] = [&a, &b];
     for round in 0..3 {

@@ -68,7 +68,7 @@ fn ready_and_metrics_count_what_happened() {
 
 #[test]
 fn two_instances_on_one_redis_are_exact() {
-    scale_out::two_instances_are_exact(Launcher::NativeRedis);
+    scale_out::two_instances_are_exact(Launcher::NativeRedis, Launcher::NativeRedis);
 }
 
 #[test]

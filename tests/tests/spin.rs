@@ -28,7 +28,12 @@ fn spin_redis_exact_rate_limit_and_retention() {
 
 #[test]
 fn two_spin_hosts_on_one_redis_are_exact() {
-    scale_out::two_instances_are_exact(Launcher::SpinRedis);
+    scale_out::two_instances_are_exact(Launcher::SpinRedis, Launcher::SpinRedis);
+}
+
+#[test]
+fn a_spin_host_and_a_native_server_on_one_redis_are_exact() {
+    scale_out::two_instances_are_exact(Launcher::SpinRedis, Launcher::NativeRedis);
 }
 
 #[test]
