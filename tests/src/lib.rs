@@ -7,6 +7,7 @@
 pub mod backend_api;
 pub mod client;
 pub mod faulty;
+pub mod image;
 pub mod local;
 pub mod redis;
 pub mod scale_out;

@@ -4,7 +4,8 @@
 //!   wrangler proxy in front; the load benchmark uses it to measure the worker, not the proxy),
 //! - the Spin component on `spin-test-host` (wasmtime with Spin's host interfaces emulated),
 //!   on Spin's key-value store or on a real Redis,
-//! - the native server `eindr-edge`, on its memory store or on a real Redis.
+//! - the native server `eindr-edge`, on its memory store or on a real Redis, or from its
+//!   container image.
 //!
 //! The build must exist (`cargo xtask test` makes it).
 
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::image::EdgeImage;
 use crate::redis::RedisServer;
 use crate::{Runtime, free_port, repo_root};
 
@@ -26,6 +28,8 @@ pub enum Launcher {
     Native,
     /// `eindr-edge` on a Redis of its own, started with it (unless `STORE_URL` names one).
     NativeRedis,
+    /// `eindr-edge` from its container image, exported by `cargo xtask test` (`image`).
+    Image,
     /// The Spin component on `spin-test-host` with `store_url` on a Redis of its own (unless
     /// `STORE_URL` names one), reached through Spin's outbound Redis interface.
     SpinRedis,
@@ -47,12 +51,16 @@ impl Launcher {
             Launcher::Native | Launcher::NativeRedis => {
                 (native_binary(), "cargo build -p edge-server")
             }
+            Launcher::Image => (
+                EdgeImage::exported().rootfs,
+                "cargo xtask build-image (podman)",
+            ),
         }
     }
 
     /// Whether state outlives a restart of the runtime (not the native memory store).
     pub fn persists(self) -> bool {
-        self != Launcher::Native
+        !matches!(self, Launcher::Native | Launcher::Image)
     }
 
     /// Whether it serves `GET /ready` (the native server; Spin and workerd have no such probe).
@@ -85,7 +93,7 @@ impl LocalRuntime {
         let root = repo_root();
         let (artifact, build) = launcher.artifact();
         assert!(
-            artifact.is_file(),
+            artifact.exists(),
             "{} is not built: run `{build}` (cargo xtask test does)",
             artifact.display()
         );
@@ -163,6 +171,12 @@ impl LocalRuntime {
                 cmd.arg("--addr").arg(format!("127.0.0.1:{}", self.port));
                 cmd.envs(self.vars.iter().map(|(k, v)| (k, v)));
                 cmd
+            }
+            Launcher::Image => {
+                let image = EdgeImage::exported();
+                let mut vars = self.vars.clone();
+                vars.push(("EDGE_ADDR".into(), format!("127.0.0.1:{}", self.port)));
+                image.command(&image.entrypoint(), &vars)
             }
             Launcher::SpinHost | Launcher::SpinRedis => {
                 let mut cmd = Command::new(spin_host_binary());

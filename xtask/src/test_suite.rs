@@ -5,6 +5,7 @@ use std::process::Command;
 
 use crate::builds::{build_spin, build_worker};
 use crate::cmd::{cargo, output, run, test_data_dir};
+use crate::image::build_edge_image;
 use crate::models::{ensure_tiny_model, ensure_tiny_onnx};
 use crate::tools::{WASM_TARGETS, ensure_test_packages, ensure_vllm, ensure_wasm_targets};
 
@@ -50,22 +51,30 @@ pub(crate) fn test() -> Result<(), String> {
     ensure_test_packages()?;
     let model = ensure_tiny_model(&python, &data)?;
     let onnx = ensure_tiny_onnx(&python, &model)?;
-    run_tests(
-        cargo()
-            // edge-spin is a wasm32-wasip2 component: its cdylib does not link natively, and
-            // the e2e suite tests the built component on the Spin test host.
-            .args([
-                "test",
-                "--workspace",
-                "--exclude",
-                "edge-spin",
-                "--no-fail-fast",
-            ])
-            .env("EINDR_TEST_DATA", &data)
-            .env("EINDR_VLLM_PYTHON", &python)
-            .env("EINDR_TINY_MODEL", &model)
-            .env("EINDR_TINY_ONNX", &onnx),
-    )
+    let image = build_edge_image()?;
+    let mut tests = cargo();
+    // edge-spin is a wasm32-wasip2 component: its cdylib does not link natively, and the e2e
+    // suite tests the built component on the Spin test host.
+    tests
+        .args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "edge-spin",
+            "--no-fail-fast",
+        ])
+        .env("EINDR_TEST_DATA", &data)
+        .env("EINDR_VLLM_PYTHON", &python)
+        .env("EINDR_TINY_MODEL", &model)
+        .env("EINDR_TINY_ONNX", &onnx);
+    // The image test is the one ignored test: it runs when the image could be built, and is
+    // counted as skipped otherwise.
+    if let Some(image) = &image {
+        tests
+            .env("EINDR_EDGE_IMAGE", image)
+            .args(["--", "--include-ignored"]);
+    }
+    run_tests(&mut tests)
 }
 
 /// Runs a test command, passing its output through, and closes with one summary line over

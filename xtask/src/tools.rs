@@ -11,9 +11,14 @@ pub(crate) const WASM_TARGETS: [&str; 2] = ["wasm32-unknown-unknown", "wasm32-wa
 
 /// Installs the wasm targets once; a second run finds them and does nothing.
 pub(crate) fn ensure_wasm_targets() -> Result<(), String> {
+    ensure_rust_targets(&WASM_TARGETS)
+}
+
+/// `rustup target add` for each target not installed yet.
+pub(crate) fn ensure_rust_targets(targets: &[&str]) -> Result<(), String> {
     let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))?;
-    for target in WASM_TARGETS {
-        if !installed.lines().any(|l| l.trim() == target) {
+    for target in targets {
+        if !installed.lines().any(|l| l.trim() == *target) {
             run(Command::new("rustup").args(["target", "add", target]))?;
         }
     }
