@@ -149,7 +149,13 @@ try {
   const limited = await browser.newContext();
   page = await openPage(limited, `#token=${settings.limited_token}`);
   const status = page.locator('#status[data-kind="wait"]');
-  await status.waitFor();
+  await status.waitFor().catch(async (error) => {
+    // Say what the page showed instead (seen once under load, not reproduced since).
+    const shown = page.locator("#status");
+    throw new Error(`no countdown: status ${JSON.stringify(await shown.textContent())} ` +
+      `(${await shown.getAttribute("data-kind")}), log loaded: ` +
+      `${await page.locator("#log").getAttribute("data-loaded")}; ${error.message}`);
+  });
   const first = Number(await status.getAttribute("data-retry"));
   check("the rate limit shows a countdown", first >= 1 && /send again in \d+ s/.test(await status.textContent()),
     await status.textContent());
