@@ -79,13 +79,29 @@ impl Client {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Answer {
-        let url = format!("{}{path}", self.base);
-        let mut builder = ureq::http::Request::builder().method(method).uri(&url);
-        if let Some(t) = token {
-            builder = builder.header("authorization", format!("Bearer {t}"));
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        let mut headers = Vec::new();
+        if let Some(a) = &authorization {
+            headers.push(("authorization", a.as_str()));
         }
         if let Some(ct) = content_type {
-            builder = builder.header("content-type", ct);
+            headers.push(("content-type", ct));
+        }
+        self.send_with(method, path, &headers, body)
+    }
+
+    /// Sends a request with exactly these headers.
+    pub fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Answer {
+        let url = format!("{}{path}", self.base);
+        let mut builder = ureq::http::Request::builder().method(method).uri(&url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
         }
         let request = builder.body(body.unwrap_or_default()).unwrap();
         let mut response = self.agent.run(request).unwrap();

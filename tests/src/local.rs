@@ -113,13 +113,14 @@ impl LocalRuntime {
         all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let mut redis = None;
         if launcher.on_redis() && !vars.iter().any(|(k, _)| *k == "STORE_URL") {
-            let server = RedisServer::start(name);
+            let server = RedisServer::start(&format!("{name}-{launcher:?}"));
             all.push(("STORE_URL".into(), server.url()));
             redis = Some(server);
         }
         let state_dir = root
             .join("target/e2e-state")
-            .join(format!("{name}-{}", std::process::id()));
+            // Tests of one binary run at once: each runtime gets its own folder.
+            .join(format!("{name}-{launcher:?}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir).unwrap();
         let mut runtime = Self {

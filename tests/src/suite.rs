@@ -388,17 +388,120 @@ pub fn run_main(launcher: crate::local::Launcher) {
         &[
             ("RATE_LIMIT_PER_MINUTE", "6000"),
             ("RATE_LIMIT_BURST", "1000"),
+            ("CORS_ALLOWED_ORIGINS", APP_ORIGIN),
         ],
     );
     endpoints(&rt);
     understanding(&rt);
     errors(&rt);
     authorization(&rt);
+    browser_facing(&rt);
     concurrent_turns(&[&rt], "e2e-concurrent", 20);
     // The native memory store keeps nothing across a restart, by design.
     if launcher.persists() {
         persistence(&mut rt);
     }
+}
+
+/// The one origin `run_main` lets browser pages call from.
+const APP_ORIGIN: &str = "https://app.eindr.test";
+
+/// CORS for the listed origin only, never with credentials, and the headers every response
+/// carries, whatever it is.
+pub fn browser_facing(rt: &dyn Runtime) {
+    eprintln!("suite: browser_facing");
+    let c = client(rt);
+    let preflight = |origin: &str, method: &str, headers: &str| {
+        c.send_with(
+            "OPTIONS",
+            "/api/chat/respond",
+            &[
+                ("origin", origin),
+                ("access-control-request-method", method),
+                ("access-control-request-headers", headers),
+            ],
+            None,
+        )
+    };
+    let allowed = preflight(APP_ORIGIN, "POST", "authorization, content-type");
+    assert_eq!(allowed.status, 204, "{}", allowed.body);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some(APP_ORIGIN)
+    );
+    let methods = allowed.header("access-control-allow-methods").unwrap_or("");
+    assert!(
+        methods.contains("POST") && methods.contains("DELETE"),
+        "{methods}"
+    );
+    let headers = allowed.header("access-control-allow-headers").unwrap_or("");
+    assert!(headers.contains("authorization"), "{headers}");
+    assert!(allowed.header("access-control-allow-credentials").is_none());
+    for (origin, method, headers) in [
+        ("https://evil.test", "POST", "authorization"),
+        ("https://app.eindr.test.evil.test", "POST", ""),
+        (APP_ORIGIN, "PUT", ""),
+        (APP_ORIGIN, "POST", "x-user-override"),
+    ] {
+        let refused = preflight(origin, method, headers);
+        assert_eq!(
+            refused.status, 403,
+            "{origin} {method} {headers}: {}",
+            refused.body
+        );
+        assert_eq!(refused.code(), "forbidden");
+        assert!(refused.header("access-control-allow-origin").is_none());
+    }
+
+    // A real request from the listed origin can be read by its page; from another, not.
+    let token = c.token("e2e-cors");
+    let auth = format!("Bearer {token}");
+    let from = |origin: &str| {
+        c.send_with(
+            "GET",
+            "/api/chat/model-info",
+            &[("authorization", auth.as_str()), ("origin", origin)],
+            None,
+        )
+    };
+    let listed = from(APP_ORIGIN);
+    assert_eq!(listed.status, 200);
+    assert_eq!(
+        listed.header("access-control-allow-origin"),
+        Some(APP_ORIGIN)
+    );
+    let exposed = listed.header("access-control-expose-headers").unwrap_or("");
+    assert!(exposed.contains("ratelimit-remaining"), "{exposed}");
+    assert!(listed.header("vary").unwrap_or("").contains("Origin"));
+    let other = from("https://evil.test");
+    assert_eq!(other.status, 200);
+    assert!(other.header("access-control-allow-origin").is_none());
+
+    // Security headers on every kind of answer: success, page, errors, unauthenticated.
+    let answers = [
+        c.send("GET", "/health", None, None, None),
+        c.send("GET", "/", None, None, None),
+        c.send("GET", "/nowhere", None, None, None),
+        c.send("GET", "/api/chat/model-info", None, None, None),
+        c.respond("e2e-cors", json!({"message": "hello"})),
+        listed,
+    ];
+    for answer in &answers {
+        assert_eq!(
+            answer.header("x-content-type-options"),
+            Some("nosniff"),
+            "{} {:?}",
+            answer.status,
+            answer.headers
+        );
+        assert_eq!(answer.header("referrer-policy"), Some("no-referrer"));
+        assert!(
+            answer.header("cache-control").is_some(),
+            "{:?}",
+            answer.headers
+        );
+    }
+    assert_eq!(answers[4].header("cache-control"), Some("no-store"));
 }
 
 /// ... and the exact rate limit under concurrency, then retention.

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+use crate::app::cors::CorsPolicy;
 use crate::auth::{KeyError, TokenPolicy};
 use crate::history::HistoryPolicy;
 use crate::rate_limit::Quota;
@@ -75,6 +76,8 @@ pub struct EdgeConfig {
     pub minimal_mode: bool,
     /// Whether `GET /` serves the chat page (`CHAT_PAGE`, on by default); off, it is a 404.
     pub chat_page: bool,
+    /// Origins whose browser pages may call the API (`CORS_ALLOWED_ORIGINS`; none by default).
+    pub cors: CorsPolicy,
     pub backend: BackendConfig,
     pub generation: GenerationSettings,
     pub auth: AuthConfig,
@@ -278,6 +281,7 @@ impl EdgeConfig {
         Ok(Self {
             minimal_mode: v.flag("MINIMAL_MODE", true)?,
             chat_page: v.flag("CHAT_PAGE", true)?,
+            cors: CorsPolicy::parse(&v.raw("CORS_ALLOWED_ORIGINS").unwrap_or_default())?,
             backend,
             generation,
             auth,

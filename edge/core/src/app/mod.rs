@@ -8,10 +8,12 @@
 //! - `answer` and `streaming`: a turn's answer whole or as server-sent events;
 //! - `records`: the user's stored conversation;
 //! - `history_api`, `info`: the other routes;
-//! - `page`: the chat page for browsers.
+//! - `page`: the chat page for browsers;
+//! - `cors`: cross-origin access and the headers every response carries.
 
 mod answer;
 mod body;
+pub mod cors;
 mod gate;
 mod history_api;
 mod info;
@@ -112,7 +114,11 @@ impl EdgeApp {
         svc: &Services<'_, S, O>,
         request_id: String,
     ) -> Served {
-        let mut reply = match self.dispatch(req, svc, &request_id).await {
+        let dispatched = match self.config.cors.preflight(req) {
+            Some(preflight) => Ok(Served::Whole(preflight)),
+            None => self.dispatch(req, svc, &request_id).await,
+        };
+        let mut reply = match dispatched {
             Ok(reply) => reply,
             Err(error) => {
                 let (status, ..) = error.parts();
@@ -124,7 +130,10 @@ impl EdgeApp {
                 Served::Whole(error.to_response())
             }
         };
-        reply.head_mut().set_header("x-request-id", request_id);
+        let head = reply.head_mut();
+        head.set_header("x-request-id", request_id);
+        self.config.cors.decorate(req, head);
+        cors::secure(head);
         reply
     }
 
