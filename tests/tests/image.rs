@@ -29,9 +29,11 @@ fn the_edge_image_is_self_contained_and_serves_the_suite() {
             "{default:?} not in {env:?}"
         );
     }
-    eprintln!(
-        "image: {} bytes (podman's size; a debug build of the binary)",
-        image.inspect["Size"]
+    let size = image.inspect["Size"].as_u64().unwrap();
+    eprintln!("image: {size} bytes");
+    assert!(
+        size <= 20_000_000,
+        "the image is {size} bytes, over its 20 MB target"
     );
 
     suite::run_main(Launcher::Image);
