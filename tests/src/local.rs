@@ -147,9 +147,10 @@ impl LocalRuntime {
                     .arg(free_port().to_string())
                     .arg("--persist-to")
                     .arg(&self.state_dir)
+                    // `log`: the worker's own log lines too (`logs()` reads them).
                     .args([
                         "--log-level",
-                        "warn",
+                        "log",
                         "--show-interactive-dev-session=false",
                     ]);
                 for (k, v) in &self.vars {
@@ -197,13 +198,18 @@ impl LocalRuntime {
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CI", "true")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(if std::env::var_os("E2E_RUNTIME_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
             .process_group(0);
+        // Its output is kept for `logs()` (shown instead with E2E_RUNTIME_LOGS set).
+        if std::env::var_os("E2E_RUNTIME_LOGS").is_some() {
+            cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+        } else {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.state_dir.join("runtime.log"))
+                .unwrap();
+            cmd.stdout(log.try_clone().unwrap()).stderr(log);
+        }
         cmd
     }
 
@@ -270,6 +276,14 @@ impl LocalRuntime {
         let status = crate::vllm::terminate_child(self.child.as_mut()?, limit)?;
         self.child = None;
         Some(status)
+    }
+}
+
+impl LocalRuntime {
+    /// What the runtime has written to stdout and stderr so far (empty with E2E_RUNTIME_LOGS,
+    /// which shows it instead).
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.state_dir.join("runtime.log")).unwrap_or_default()
     }
 }
 

@@ -396,6 +396,7 @@ pub fn run_main(launcher: crate::local::Launcher) {
     errors(&rt);
     authorization(&rt);
     browser_facing(&rt);
+    logs_keep_secrets(&rt);
     concurrent_turns(&[&rt], "e2e-concurrent", 20);
     // The native memory store keeps nothing across a restart, by design.
     if launcher.persists() {
@@ -502,6 +503,61 @@ pub fn browser_facing(rt: &dyn Runtime) {
         );
     }
     assert_eq!(answers[4].header("cache-control"), Some("no-store"));
+}
+
+/// The runtime's logs (at their default level, `info`) say what happened without the token,
+/// the secret or what the user said.
+pub fn logs_keep_secrets(rt: &crate::local::LocalRuntime) {
+    eprintln!("suite: logs_keep_secrets");
+    if std::env::var_os("E2E_RUNTIME_LOGS").is_some() {
+        return eprintln!("suite: logs shown, not captured: logs_keep_secrets not checked");
+    }
+    let c = client(rt);
+    let user = "e2e-logs";
+    let token = c.token(user);
+    let message = "my locker code is zebra-quartz-8841, keep it safe";
+    let answer = c.send(
+        "POST",
+        "/api/chat/respond",
+        Some(&token),
+        Some("application/json"),
+        Some(
+            json!({"message": message, "stream": true})
+                .to_string()
+                .into_bytes(),
+        ),
+    );
+    assert_eq!(answer.status, 200);
+    let request_id = answer.header("x-request-id").unwrap().to_owned();
+    let forged = Client::new(
+        &rt.base_url(),
+        "some-other-secret-0123456789abcdef0123456789",
+    )
+    .token(user);
+    assert_eq!(
+        c.get(&format!("/api/chat/history/{user}"), &forged).status,
+        401
+    );
+    // Log lines are written as requests finish; give the runtime a moment to flush.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut logs = rt.logs();
+    while !logs.contains(&request_id) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        logs = rt.logs();
+    }
+    assert!(
+        logs.contains(&request_id),
+        "the turn's request id is not in the runtime's logs:\n{logs}"
+    );
+    let signature = token.rsplit('.').next().unwrap();
+    for (what, secret) in [
+        ("the token", token.as_str()),
+        ("the token's signature", signature),
+        ("the JWT secret", rt.secret()),
+        ("the user's message", "zebra-quartz-8841"),
+    ] {
+        assert!(!logs.contains(secret), "{what} is in the logs");
+    }
 }
 
 /// ... and the exact rate limit under concurrency, then retention.
