@@ -148,11 +148,7 @@ impl LocalRuntime {
                     .arg("--persist-to")
                     .arg(&self.state_dir)
                     // `log`: the worker's own log lines too (`logs()` reads them).
-                    .args([
-                        "--log-level",
-                        "log",
-                        "--show-interactive-dev-session=false",
-                    ]);
+                    .args(["--log-level", "log", "--show-interactive-dev-session=false"]);
                 for (k, v) in &self.vars {
                     cmd.arg("--var").arg(format!("{k}:{v}"));
                 }

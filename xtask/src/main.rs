@@ -2,13 +2,14 @@
 //!
 //! Only std: this runs before anything else is built, on a fresh machine. One module per
 //! concern: `dev` (local runs), `test_suite`, `bench`, `builds` (worker, Spin component),
-//! `image` (the edge's container image, for the test suite),
+//! `image` (the edge's container image, for the test suite), `fuzz` (the fuzz targets),
 //! `tools` and `models` (what they install or make), `cmd` (running commands).
 
 mod bench;
 mod builds;
 mod cmd;
 mod dev;
+mod fuzz;
 mod image;
 mod models;
 mod test_suite;
@@ -20,6 +21,7 @@ use std::process::ExitCode;
 use crate::bench::{bench, bench_backend, bench_cpu, bench_edge, bench_full, eval_understanding};
 use crate::builds::{build_spin, build_worker};
 use crate::dev::{dev, dev_full, dev_native, dev_spin};
+use crate::fuzz::fuzz;
 use crate::image::build_edge_image;
 use crate::test_suite::test;
 
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Some("build-worker") => build_worker(),
         Some("build-spin") => build_spin(),
         Some("build-image") => build_edge_image().map(drop),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("dev-spin") => dev_spin(),
         Some("dev-full") => dev_full(),
         Some("bench") => bench(),
@@ -42,7 +45,7 @@ fn main() -> ExitCode {
         Some("eval-understanding") => eval_understanding(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin|native] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cpu [decode tokens] | eval-understanding FILE [--split S] [--oos-split S] | build-worker | build-spin | build-image>"
+                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin|native] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cpu [decode tokens] | eval-understanding FILE [--split S] [--oos-split S] | build-worker | build-spin | build-image | fuzz [seconds per target]>"
             );
             return ExitCode::from(2);
         }
