@@ -30,7 +30,9 @@ fn setup() -> &'static Setup {
 fuzz_target!(|data: &[u8]| {
     let setup = setup();
     // The first byte says where to cut the rest into chunks.
-    let Some((&step, bytes)) = data.split_first() else { return };
+    let Some((&step, bytes)) = data.split_first() else {
+        return;
+    };
     let step = usize::from(step.max(1));
     let chunks: Vec<Vec<u8>> = bytes.chunks(step).map(<[u8]>::to_vec).collect();
     let backend = common::Backend(RefCell::new(chunks));
@@ -39,5 +41,10 @@ fuzz_target!(|data: &[u8]| {
         .with_header("content-type", "application/json")
         .with_body(br#"{"message":"hello","mode":"full"}"#.to_vec());
     let response = common::serve(&setup.app, &backend, &req);
-    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
 });

@@ -21,7 +21,12 @@ pub struct Counter(pub Cell<u64>);
 impl Randomness for Counter {
     fn fill(&self, buf: &mut [u8]) {
         for b in buf {
-            self.0.set(self.0.get().wrapping_mul(6364136223846793005).wrapping_add(1));
+            self.0.set(
+                self.0
+                    .get()
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1),
+            );
             *b = (self.0.get() >> 33) as u8;
         }
     }
@@ -63,7 +68,9 @@ pub fn app(extra: &[(&str, &str)]) -> EdgeApp {
     ];
     vars.extend_from_slice(extra);
     let config = EdgeConfig::from_lookup(|name| {
-        vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
     });
     match config.and_then(EdgeApp::new) {
         Ok(app) => app,

@@ -12,7 +12,10 @@ fn codecs() -> &'static [HistoryCodec; 2] {
     static CODECS: OnceLock<[HistoryCodec; 2]> = OnceLock::new();
     CODECS.get_or_init(|| {
         let key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-        [HistoryCodec::new(None), HistoryCodec::new(Sealer::from_config(key).ok())]
+        [
+            HistoryCodec::new(None),
+            HistoryCodec::new(Sealer::from_config(key).ok()),
+        ]
     })
 }
 

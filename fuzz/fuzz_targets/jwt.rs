@@ -29,7 +29,11 @@ fn authenticator() -> &'static Authenticator {
 fuzz_target!(|data: &[u8]| {
     let token = String::from_utf8_lossy(data);
     // Without the secret no input can be a valid token: acceptance would be a finding.
-    assert!(authenticator().verify_uncached(&token, 4_000_000_000_000).is_err());
+    assert!(
+        authenticator()
+            .verify_uncached(&token, 4_000_000_000_000)
+            .is_err()
+    );
     let header = format!("Bearer {token}");
     let _ = authenticator().authenticate(Some(&header), 4_000_000_000_000);
 });

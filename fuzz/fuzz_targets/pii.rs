@@ -6,7 +6,9 @@ use edge_core::pii::{PiiStream, mask};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&step, rest)) = data.split_first() else { return };
+    let Some((&step, rest)) = data.split_first() else {
+        return;
+    };
     let text = String::from_utf8_lossy(rest);
     let step = usize::from(step % 16).max(1);
     let chars: Vec<char> = text.chars().collect();

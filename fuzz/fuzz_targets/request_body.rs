@@ -33,6 +33,11 @@ fuzz_target!(|data: &[u8]| {
             .with_body(data.to_vec());
         let backend = common::Backend(RefCell::new(Vec::new()));
         let response = common::serve(&setup.app, &backend, &req);
-        assert!(response.status < 500, "{path}: {} for {:?}", response.status, String::from_utf8_lossy(data));
+        assert!(
+            response.status < 500,
+            "{path}: {} for {:?}",
+            response.status,
+            String::from_utf8_lossy(data)
+        );
     }
 });
