@@ -7,23 +7,17 @@ mod common;
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use edge_core::{EdgeApp, HttpRequest};
+use edge_core::HttpRequest;
 use libfuzzer_sys::fuzz_target;
 
-struct Setup {
-    app: EdgeApp,
-    token: String,
-}
-
-fn setup() -> &'static Setup {
-    static SETUP: OnceLock<Setup> = OnceLock::new();
-    SETUP.get_or_init(|| Setup {
-        app: common::app(&[
+fn setup() -> &'static common::SignedIn {
+    static SETUP: OnceLock<common::SignedIn> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        common::signed_in(&[
             ("MINIMAL_MODE", "false"),
             ("BACKEND_URL", "http://gpu.fuzz:8000"),
             ("BACKEND_API_KEY", "fuzz"),
-        ]),
-        token: common::token("fuzz-user"),
+        ])
     })
 }
 

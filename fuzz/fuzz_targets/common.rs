@@ -101,3 +101,16 @@ pub fn serve(app: &EdgeApp, backend: &Backend, req: &HttpRequest) -> HttpRespons
     };
     pollster::block_on(app.handle(req, &services))
 }
+
+/// An app configured with `extra`, and a valid token for `fuzz-user`.
+pub struct SignedIn {
+    pub app: EdgeApp,
+    pub token: String,
+}
+
+pub fn signed_in(extra: &[(&str, &str)]) -> SignedIn {
+    SignedIn {
+        app: app(extra),
+        token: token("fuzz-user"),
+    }
+}

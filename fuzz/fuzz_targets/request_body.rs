@@ -7,21 +7,13 @@ mod common;
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use edge_core::{EdgeApp, HttpRequest};
+use edge_core::HttpRequest;
 use libfuzzer_sys::fuzz_target;
 
-struct Setup {
-    app: EdgeApp,
-    token: String,
-}
-
-// The app and token are built once; libFuzzer runs the target on one thread.
-fn setup() -> &'static Setup {
-    static SETUP: OnceLock<Setup> = OnceLock::new();
-    SETUP.get_or_init(|| Setup {
-        app: common::app(&[]),
-        token: common::token("fuzz-user"),
-    })
+// Built once; libFuzzer runs the target on one thread.
+fn setup() -> &'static common::SignedIn {
+    static SETUP: OnceLock<common::SignedIn> = OnceLock::new();
+    SETUP.get_or_init(|| common::signed_in(&[]))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -38,16 +38,22 @@ pub struct StoreKey<'a> {
     pub owner: &'a str,
 }
 
-impl StoreKey<'_> {
-    /// A flat key for key-value stores, e.g. `history:alice`.
-    pub fn flat(&self) -> String {
-        let prefix = match self.kind {
+impl RecordKind {
+    /// The kind's name in stored keys.
+    pub fn name(self) -> &'static str {
+        match self {
             RecordKind::History => "history",
             RecordKind::RateLimit => "ratelimit",
             RecordKind::AuthFailures => "authfail",
             RecordKind::BackendBreaker => "breaker",
-        };
-        format!("{prefix}:{}", self.owner)
+        }
+    }
+}
+
+impl StoreKey<'_> {
+    /// A flat key for key-value stores, e.g. `history:alice`.
+    pub fn flat(&self) -> String {
+        format!("{}:{}", self.kind.name(), self.owner)
     }
 }
 

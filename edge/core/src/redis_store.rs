@@ -12,7 +12,7 @@
 //! tag (`eindr:history:{alice}`), so one owner's records share a Redis Cluster slot.
 
 use crate::config::ConfigError;
-use crate::platform::{Clock, Randomness, RecordKind, StoreError, StoreKey, StoreWrite};
+use crate::platform::{Clock, Randomness, StoreError, StoreKey, StoreWrite};
 
 /// The prefix of every key unless `STORE_KEY_PREFIX` says otherwise.
 pub const DEFAULT_KEY_PREFIX: &str = "eindr:";
@@ -75,13 +75,7 @@ pub const MAX_ATTEMPTS: u32 = 64;
 
 /// The key of a record: `prefix` + kind + the owner as a hash tag, `eindr:ratelimit:{alice}`.
 pub fn record_key(prefix: &str, key: StoreKey<'_>) -> String {
-    let kind = match key.kind {
-        RecordKind::History => "history",
-        RecordKind::RateLimit => "ratelimit",
-        RecordKind::AuthFailures => "authfail",
-        RecordKind::BackendBreaker => "breaker",
-    };
-    format!("{prefix}{kind}:{{{}}}", key.owner)
+    format!("{prefix}{}:{{{}}}", key.kind.name(), key.owner)
 }
 
 /// One value of a command's answer, arrays spread out in order: the shape Spin's `execute`
@@ -206,6 +200,7 @@ pub async fn update<C: RedisCommands>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::RecordKind;
 
     #[test]
     fn store_urls() {
