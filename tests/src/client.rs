@@ -34,6 +34,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// The base URL requests go to.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn new(base: &str, secret: &str) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

@@ -276,6 +276,23 @@ impl LocalRuntime {
 }
 
 impl LocalRuntime {
+    /// Resident memory of the runtime's processes (the child and its descendants: workerd
+    /// under node, say), in KiB.
+    pub fn memory_kib(&self) -> u64 {
+        let Some(child) = &self.child else { return 0 };
+        let mut pids = gpu_backend::process::descendants(child.id());
+        pids.push(child.id());
+        pids.iter()
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+            .filter_map(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .sum()
+    }
+
     /// What the runtime has written to stdout and stderr so far (empty with E2E_RUNTIME_LOGS,
     /// which shows it instead).
     pub fn logs(&self) -> String {

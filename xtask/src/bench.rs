@@ -33,6 +33,17 @@ pub(crate) fn bench_edge(extra: &[String]) -> Result<(), String> {
     run(&mut load_driver("edge_load", extra))
 }
 
+/// `cargo xtask soak [minutes] [workerd|spin|native ...]`: mixed traffic at each runtime for
+/// that long (bench/src/bin/soak.rs), printing requests, statuses, 5xx, lost turns, memory.
+pub(crate) fn soak(extra: &[String]) -> Result<(), String> {
+    build_worker()?;
+    build_spin()?;
+    run(cargo().args(["build", "-p", "spin-test-host"]))?;
+    run(cargo().args(["build", "--release", "-p", "edge-server"]))?;
+    run(load_driver("soak", extra)
+        .env("EINDR_EDGE_BINARY", target_dir().join("release/eindr-edge")))
+}
+
 /// A load benchmark driver (`bench/src/bin`), in release mode.
 pub(crate) fn load_driver(bin: &str, extra: &[String]) -> Command {
     let mut cmd = cargo_run_release("eindr-bench", &["--bin", bin]);

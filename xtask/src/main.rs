@@ -18,7 +18,9 @@ mod tools;
 use std::env;
 use std::process::ExitCode;
 
-use crate::bench::{bench, bench_backend, bench_cpu, bench_edge, bench_full, eval_understanding};
+use crate::bench::{
+    bench, bench_backend, bench_cpu, bench_edge, bench_full, eval_understanding, soak,
+};
 use crate::builds::{build_spin, build_worker};
 use crate::dev::{dev, dev_full, dev_native, dev_spin};
 use crate::fuzz::fuzz;
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Some("build-spin") => build_spin(),
         Some("build-image") => build_edge_image().map(drop),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("soak") => soak(&args[1..]),
         Some("dev-spin") => dev_spin(),
         Some("dev-full") => dev_full(),
         Some("bench") => bench(),
@@ -45,7 +48,7 @@ fn main() -> ExitCode {
         Some("eval-understanding") => eval_understanding(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin|native] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cpu [decode tokens] | eval-understanding FILE [--split S] [--oos-split S] | build-worker | build-spin | build-image | fuzz [seconds per target]>"
+                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin|native] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cpu [decode tokens] | eval-understanding FILE [--split S] [--oos-split S] | build-worker | build-spin | build-image | fuzz [seconds per target] | soak [minutes] [workerd|spin|native]>"
             );
             return ExitCode::from(2);
         }

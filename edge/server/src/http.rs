@@ -75,17 +75,24 @@ fn whole(response: HttpResponse) -> Response<Body> {
         })
 }
 
-/// Reads the body up to `limit` bytes (then stops: the core answers 413 on seeing more than
-/// its maximum), within the body timeout.
+/// How much of a too-large body is read and dropped before answering 413. Closing with unread
+/// bytes in the socket makes the kernel reset the connection, and a client still sending
+/// then never sees the 413; past this much, it doesn't get to.
+const DRAIN_BYTES: usize = 1024 * 1024;
+
+/// Reads the body up to `limit` bytes (the core answers 413 on seeing more than its maximum),
+/// dropping up to [`DRAIN_BYTES`] beyond it, within the body timeout.
 async fn read_body(body: Incoming, limit: usize, timeout: Duration) -> Result<Vec<u8>, ()> {
     let reading = async {
         let mut body = body;
         let mut bytes = Vec::new();
-        while bytes.len() < limit {
+        let mut seen = 0usize;
+        while seen <= limit + DRAIN_BYTES {
             match body.frame().await {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        let room = limit - bytes.len();
+                        seen += data.len();
+                        let room = limit.saturating_sub(bytes.len());
                         bytes.extend_from_slice(&data[..data.len().min(room)]);
                     }
                 }
