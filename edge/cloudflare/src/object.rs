@@ -37,6 +37,17 @@ fn lookup(env: &Env, name: &str) -> Option<String> {
         .ok()
 }
 
+/// Whether the configured quota refills its burst quickly enough for its state to live in
+/// memory (records.rs says why); a configuration error keeps it in SQLite (and every request
+/// gets the error anyway).
+fn rate_limit_in_memory(env: &Env) -> bool {
+    EdgeConfig::from_lookup(|name| lookup(env, name)).is_ok_and(|config| {
+        let quota = config.rate_limit;
+        let refill_ms = u64::from(quota.burst) * 60_000 / u64::from(quota.per_minute.max(1));
+        refill_ms <= crate::records::MEMORY_REFILL_LIMIT_MS
+    })
+}
+
 impl ConversationObject {
     fn app(&self) -> &std::result::Result<Rc<EdgeApp>, HttpResponse> {
         self.app.get_or_init(|| {
@@ -55,7 +66,7 @@ impl ConversationObject {
 impl DurableObject for ConversationObject {
     fn new(state: State, env: Env) -> Self {
         logging::init();
-        let records = Records::open(state.storage().sql())
+        let records = Records::open(state.storage().sql(), rate_limit_in_memory(&env))
             .map(Rc::new)
             .map_err(|e| ApiError::from(e).to_response());
         Self {

@@ -10,8 +10,11 @@
 //! and each full-mode call to gpu-backend would wait for it. The object is the one place its
 //! user's requests run, so the limit stays exact while it lives; after a restart it starts
 //! full, which changes nothing once the object has been idle for longer than a burst takes
-//! to refill (10 s by default: an idle object is evicted only after longer than that).
-//! History, the breaker and failed-authentication counts stay in SQLite.
+//! to refill. That holds when the burst refills within [`MEMORY_REFILL_LIMIT_MS`] (10 s with
+//! the defaults; an idle object is evicted only after longer than that); a stricter quota
+//! (say 1 a minute after a burst of 10) keeps its state in SQLite, or an eviction would
+//! hand the user a fresh burst. History, the breaker and failed-authentication counts stay in
+//! SQLite.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -22,12 +25,16 @@ use worker::{SqlStorage, SqlStorageValue};
 
 use crate::store::unavailable;
 
+/// The longest burst refill for which rate-limit state may live in memory (see the module's
+/// note).
+pub const MEMORY_REFILL_LIMIT_MS: u64 = 10_000;
+
 pub struct Records {
     sql: SqlStorage,
     /// Rate-limit records by flat key.
     memory: RefCell<HashMap<String, Held>>,
-    /// The flat-key prefix of the records held in memory (see the module's note).
-    memory_prefix: String,
+    /// The flat-key prefix of the records held in memory (see the module's note), if any.
+    memory_prefix: Option<String>,
 }
 
 /// A record held in memory, with the expiry a SQL row would have.
@@ -48,7 +55,9 @@ fn ms(value: u64) -> SqlStorageValue {
 }
 
 impl Records {
-    pub fn open(sql: SqlStorage) -> Result<Self, StoreError> {
+    /// `rate_limit_in_memory`: whether rate-limit state may live in memory (the quota's burst
+    /// refills within [`MEMORY_REFILL_LIMIT_MS`]).
+    pub fn open(sql: SqlStorage, rate_limit_in_memory: bool) -> Result<Self, StoreError> {
         sql.exec(
             "CREATE TABLE IF NOT EXISTS records (
                  key TEXT PRIMARY KEY,
@@ -61,16 +70,20 @@ impl Records {
         Ok(Self {
             sql,
             memory: RefCell::new(HashMap::new()),
-            memory_prefix: StoreKey {
-                kind: RecordKind::RateLimit,
-                owner: "",
-            }
-            .flat(),
+            memory_prefix: rate_limit_in_memory.then(|| {
+                StoreKey {
+                    kind: RecordKind::RateLimit,
+                    owner: "",
+                }
+                .flat()
+            }),
         })
     }
 
     fn held_in_memory(&self, key: &str) -> bool {
-        key.starts_with(&self.memory_prefix)
+        self.memory_prefix
+            .as_deref()
+            .is_some_and(|prefix| key.starts_with(prefix))
     }
 
     /// The record under `key`, unless it has expired by `now_ms`.
