@@ -1,6 +1,6 @@
 //! A real Redis (Debian's `redis-server`) on 127.0.0.1 for the native server's store: its own
 //! port and folder, append-only persistence (an acknowledged turn survives a restart), and
-//! stop/start for the outage checks.
+//! stop/start for the outage checks. Benchmarks start one without persistence.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,6 +12,7 @@ use crate::vllm::Process;
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    persistent: bool,
     process: Option<Process>,
 }
 
@@ -30,6 +31,17 @@ fn binary() -> PathBuf {
 
 impl RedisServer {
     pub fn start(name: &str) -> Self {
+        Self::start_with(name, true)
+    }
+
+    /// One that keeps its data in memory only, for benchmarks: with append-only persistence,
+    /// the disk's writeback after a heavy run shows up in the latency tail (measured: an
+    /// open-loop p99 of 3.9 to 12 ms after 200,000 turns, 2.3 to 4.0 ms without).
+    pub fn start_in_memory(name: &str) -> Self {
+        Self::start_with(name, false)
+    }
+
+    fn start_with(name: &str, persistent: bool) -> Self {
         let dir = crate::target_dir()
             .join("e2e-redis")
             .join(format!("{name}-{}", std::process::id()));
@@ -38,6 +50,7 @@ impl RedisServer {
         let mut server = Self {
             port: free_port(),
             dir,
+            persistent,
             process: None,
         };
         server.resume();
@@ -57,7 +70,8 @@ impl RedisServer {
             .arg(&self.dir)
             // Redis's default fsync (every second): a killed redis-server loses nothing it
             // acknowledged, since its writes reach the kernel before it replies.
-            .args(["--save", "", "--appendonly", "yes"])
+            .args(["--save", "", "--appendonly"])
+            .arg(if self.persistent { "yes" } else { "no" })
             .args(["--protected-mode", "no"]);
         self.process = Some(Process::spawn(cmd));
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use e2e::Runtime;
 use e2e::client::Client;
 use e2e::local::{Launcher, LocalRuntime};
+use e2e::redis::RedisServer;
 use eindr_bench::load::{self, ACKNOWLEDGMENT_BODY, CHAT_BODY, LoadShape, Route};
 use eindr_bench::rate::{FixedRate, oha_post};
 
@@ -90,21 +91,35 @@ fn main() {
 }
 
 /// `eindr-edge` on its memory store, then on Redis (what several instances share), each with
-/// the empty route and both turns; then the acknowledgment turn on Redis at a fixed 1,000
-/// req/s for the latency a client sees when the server is not saturated.
+/// the empty route and both turns; then, on a fresh server and Redis, the acknowledgment turn
+/// at a fixed 1,000 req/s for the latency a client sees when the server is not saturated.
 fn native(shape: LoadShape) {
     let routes = EMPTY_AND_TURNS;
     for (launcher, label) in [
         (Launcher::Native, "eindr-edge, memory store"),
         (Launcher::NativeRedis, "eindr-edge, Redis store"),
     ] {
-        let rt = LocalRuntime::start(launcher, "load", &BENCH_VARS);
+        let (rt, _redis) = native_runtime(launcher, "load");
         let results = load::drive(&rt, &routes, shape);
         load::report(label, shape, &routes, &results);
-        if launcher == Launcher::NativeRedis {
-            open_loop(&rt, shape.duration);
-        }
     }
+    // A fresh server and Redis, so the open loop doesn't start on the heap and the store the
+    // closed-loop runs left behind.
+    let (rt, _redis) = native_runtime(Launcher::NativeRedis, "open-loop");
+    open_loop(&rt, shape.duration);
+}
+
+/// `eindr-edge` with the bench's configuration; on Redis, a Redis without persistence (see
+/// [`RedisServer::start_in_memory`]), returned to be held as long as the server.
+fn native_runtime(launcher: Launcher, name: &str) -> (LocalRuntime, Option<RedisServer>) {
+    if launcher != Launcher::NativeRedis {
+        return (LocalRuntime::start(launcher, name, &BENCH_VARS), None);
+    }
+    let redis = RedisServer::start_in_memory(name);
+    let url = redis.url();
+    let mut vars = BENCH_VARS.to_vec();
+    vars.push(("STORE_URL", &url));
+    (LocalRuntime::start(launcher, name, &vars), Some(redis))
 }
 
 /// Users of the open-loop run, each at an equal share of [`OPEN_LOOP_RATE`]: one user's turns
