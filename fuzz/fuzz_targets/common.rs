@@ -98,6 +98,7 @@ pub fn serve(app: &EdgeApp, backend: &Backend, req: &HttpRequest) -> HttpRespons
         clock: &Now,
         random: &Counter(Cell::new(7)),
         outbound: backend,
+        cache: &edge_core::NoCache,
     };
     pollster::block_on(app.handle(req, &services))
 }

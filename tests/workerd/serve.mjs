@@ -1,5 +1,6 @@
 // Serves the built worker on workerd through Miniflare's API (no wrangler proxy process):
-// one workerd process, the Durable Object namespace of wrangler.toml, persisted local state.
+// one workerd process, the Durable Object namespace and KV binding of wrangler.toml, persisted
+// local state.
 // Usage: node tests/workerd/serve.mjs <port> <persist-dir> [NAME=value ...]
 // Prints "ready <url>" once it answers; stops on SIGTERM.
 import { Miniflare } from "miniflare";
@@ -20,6 +21,8 @@ const mf = new Miniflare({
   compatibilityDate: "2026-04-01",
   durableObjects: { CONVERSATIONS: { className: "ConversationObject", useSQLite: true } },
   durableObjectsPersist: persist,
+  kvNamespaces: ["ANSWERS"],
+  kvPersist: persist,
   bindings,
   ...(process.env.INSPECTOR_PORT ? { inspectorPort: Number(process.env.INSPECTOR_PORT) } : {}),
 });

@@ -2,6 +2,7 @@
 //! the Durable Object that holds the records it touches (`edge_core::placement`), where the
 //! core runs against that object's storage. Nothing here decides anything about the API.
 
+mod answers;
 mod logging;
 mod object;
 mod outbound;

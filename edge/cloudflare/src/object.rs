@@ -11,6 +11,7 @@ use edge_core::{
 use futures_channel::mpsc;
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
+use crate::answers::KvAnswers;
 use crate::outbound::WorkerOutbound;
 use crate::platform::{WorkerClock, WorkerRandom, to_core_request, to_worker_response};
 use crate::records::Records;
@@ -110,7 +111,8 @@ impl DurableObject for ConversationObject {
             Err(response) => return to_worker_response(response.clone()),
         };
         let store = ObjectStore::new(records, &self.env, &place);
-        let services = services(&store);
+        let answers = KvAnswers::from_env(&self.env);
+        let services = services(&store, &answers);
         match app.serve(&core_request, &services).await {
             Served::Whole(response) => to_worker_response(response),
             Served::Stream(turn) => {
@@ -121,12 +123,16 @@ impl DurableObject for ConversationObject {
 }
 
 /// The platform's services around this object's store.
-fn services<'a>(store: &'a ObjectStore<'a>) -> Services<'a, ObjectStore<'a>, WorkerOutbound> {
+fn services<'a>(
+    store: &'a ObjectStore<'a>,
+    answers: &'a KvAnswers,
+) -> Services<'a, ObjectStore<'a>, WorkerOutbound> {
     Services {
         store,
         clock: &WorkerClock,
         random: &WorkerRandom,
         outbound: &WorkerOutbound,
+        cache: answers,
     }
 }
 
@@ -157,7 +163,8 @@ impl ConversationObject {
         let env = self.env.clone();
         worker::wasm_bindgen_futures::spawn_local(async move {
             let store = ObjectStore::new(&records, &env, &place);
-            app.stream(turn, &services(&store), &mut ChannelSink(sender))
+            let answers = KvAnswers::from_env(&env);
+            app.stream(turn, &services(&store, &answers), &mut ChannelSink(sender))
                 .await;
         });
         let headers = worker::Headers::new();

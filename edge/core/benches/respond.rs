@@ -80,6 +80,7 @@ fn bench_case(c: &mut Criterion, name: &str, app: &EdgeApp, token: &str) {
         clock: &SystemClock,
         random: &random,
         outbound: &edge_core::Offline,
+        cache: &edge_core::NoCache,
     };
     let req = request(token);
     for _ in 0..10 {

@@ -74,6 +74,9 @@ pub struct RespondResponse {
     pub intent: String,
     /// How sure that reading is, from 0 to 1.
     pub confidence: f64,
+    /// The answer is a model's answer to the same question kept by the edge (`CACHE_MODE`);
+    /// `model_info.inference_engine` names the engine that made it.
+    pub cached: bool,
 }
 
 /// How a turn's answer is shaped: the Eindr API's, or OpenAI's chat completion.

@@ -9,6 +9,7 @@ use crate::app::cors::CorsPolicy;
 use crate::auth::{KeyError, TokenPolicy};
 use crate::history::HistoryPolicy;
 use crate::rate_limit::Quota;
+use crate::response_cache::{CacheMode, CacheSettings};
 use crate::seal::SealError;
 
 #[derive(Debug, Error)]
@@ -86,6 +87,8 @@ pub struct EdgeConfig {
     pub history: HistoryPolicy,
     pub history_encryption_key: Option<String>,
     pub limits: RequestLimits,
+    /// Cached model answers (`CACHE_*`).
+    pub cache: CacheSettings,
 }
 
 /// Reads variables through `lookup`, so every platform (process env, `[vars]`, Spin
@@ -344,6 +347,23 @@ impl EdgeConfig {
                     "1..=100000",
                 )?,
             },
+            cache: CacheSettings {
+                mode: v.parse(
+                    "CACHE_MODE",
+                    CacheMode::Fallback,
+                    |_| true,
+                    "off, fallback or serve",
+                )?,
+                pool_size: v.parse("CACHE_POOL_SIZE", 8, |x| (1..=64).contains(x), "1..=64")?,
+                // Workers KV keeps nothing for less than 60 s.
+                ttl_s: v.parse(
+                    "CACHE_TTL_SECONDS",
+                    86_400,
+                    |x| (60..=2_592_000).contains(x),
+                    "seconds in 60..=2592000 (30 days)",
+                )?,
+                namespace: v.raw("CACHE_NAMESPACE").unwrap_or_else(|| "1".into()),
+            },
         })
     }
 }
@@ -375,6 +395,8 @@ mod tests {
         assert_eq!(c.history.max_turns, 50);
         assert_eq!(c.auth.policy.leeway_s, 30);
         assert_eq!(c.limits.max_body_bytes, 16384);
+        assert_eq!(c.cache, CacheSettings::default());
+        assert_eq!(c.cache.mode, CacheMode::Fallback);
     }
 
     #[test]
@@ -385,6 +407,9 @@ mod tests {
             ("MINIMAL_MODE", "maybe"),
             ("RATE_LIMIT_BURST", "0"),
             ("CHAT_MAX_TOKENS", "4000"),
+            ("CACHE_MODE", "always"),
+            ("CACHE_POOL_SIZE", "0"),
+            ("CACHE_TTL_SECONDS", "10"),
         ] {
             let mut pairs = BASE.to_vec();
             pairs.push((var, value));

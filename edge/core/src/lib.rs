@@ -21,6 +21,7 @@ pub mod platform;
 pub mod rate_limit;
 pub mod redis_store;
 pub mod replies;
+pub mod response_cache;
 pub mod seal;
 #[cfg(feature = "system")]
 pub mod system;
@@ -35,3 +36,4 @@ pub use platform::{
     Clock, ConversationStore, Offline, Outbound, OutboundError, OutboundRequest, OutboundResponse,
     Randomness, Services, StoreError, StoreKey, StoreWrite,
 };
+pub use response_cache::{MemoryCache, NoCache, ResponseCache};

@@ -143,6 +143,7 @@ pub fn mask(text: &str) -> String {
 #[derive(Debug, Default)]
 pub struct PiiStream {
     pending: String,
+    masked: bool,
 }
 
 impl PiiStream {
@@ -150,11 +151,23 @@ impl PiiStream {
         self.pending.push_str(piece);
         let hold = hold_from(&self.pending);
         let ready: String = self.pending.drain(..hold).collect();
-        mask(&ready)
+        self.masked_or_same(ready)
     }
 
     pub fn finish(&mut self) -> String {
-        mask(&std::mem::take(&mut self.pending))
+        let rest = std::mem::take(&mut self.pending);
+        self.masked_or_same(rest)
+    }
+
+    /// Whether anything was masked so far (such an answer is never cached for others).
+    pub fn masked_anything(&self) -> bool {
+        self.masked
+    }
+
+    fn masked_or_same(&mut self, text: String) -> String {
+        let out = mask(&text);
+        self.masked |= out != text;
+        out
     }
 }
 

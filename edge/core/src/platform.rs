@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+use crate::response_cache::ResponseCache;
+
 /// Wall-clock time in milliseconds since the Unix epoch.
 pub trait Clock {
     fn now_ms(&self) -> u64;
@@ -171,4 +173,6 @@ pub struct Services<'a, S: ConversationStore, O: Outbound = Offline> {
     pub clock: &'a dyn Clock,
     pub random: &'a dyn Randomness,
     pub outbound: &'a O,
+    /// Pools of cached model answers ([`crate::response_cache::NoCache`] where there are none).
+    pub cache: &'a dyn ResponseCache,
 }

@@ -77,6 +77,7 @@ fn interleaved_requests_log_in_their_own_span() {
         clock: &*h.clock,
         random: &random,
         outbound: &h.backend,
+        cache: &edge_core::NoCache,
     };
     let requests: Vec<HttpRequest> = (0..8)
         .map(|i| {

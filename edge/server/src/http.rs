@@ -56,6 +56,7 @@ impl Worker {
             clock: &SystemClock,
             random: &OsRandom,
             outbound: &self.outbound,
+            cache: &self.store,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! this run, issuer `eindr-dev`, audience `eindr-chat`) and a curl and a chat-page link with a
 //! freshly signed token are printed.
 
+mod cache;
 mod http;
 mod metrics;
 mod outbound;

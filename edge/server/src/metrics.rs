@@ -1,7 +1,8 @@
 //! Prometheus metrics (`GET /metrics`, text exposition): requests by route and status, their
-//! duration, rate-limited requests, store errors, and turns by engine and fallbacks by reason.
-//! The last two come from the core's own log events (targets `turn` and `fallback`), read by a
-//! tracing layer, so the core needs no metrics API and every platform logs the same lines.
+//! duration, rate-limited requests, store errors, turns by engine, fallbacks by reason and the
+//! cache of model answers by outcome. The last three come from the core's own log events
+//! (targets `turn`, `fallback`, `cache`), read by a tracing layer, so the core needs no metrics
+//! API and every platform logs the same lines.
 
 use std::sync::{Arc, Mutex};
 
@@ -24,6 +25,7 @@ pub struct Metrics {
     store_errors: Family<Labels, Counter>,
     turns: Family<Labels, Counter>,
     fallbacks: Family<Labels, Counter>,
+    cache: Family<Labels, Counter>,
 }
 
 fn new_histogram() -> Histogram {
@@ -41,6 +43,7 @@ impl Metrics {
         let store_errors = Family::<Labels, Counter>::default();
         let turns = Family::<Labels, Counter>::default();
         let fallbacks = Family::<Labels, Counter>::default();
+        let cache = Family::<Labels, Counter>::default();
         registry.register("requests", "Requests by route and status", requests.clone());
         registry.register(
             "request_duration_seconds",
@@ -67,6 +70,11 @@ impl Metrics {
             "Full-mode turns the edge answered or closed itself, by reason",
             fallbacks.clone(),
         );
+        registry.register(
+            "cache",
+            "Cached model answers by outcome (hit, miss, bypass, fallback, stored, error)",
+            cache.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
@@ -75,6 +83,7 @@ impl Metrics {
             store_errors,
             turns,
             fallbacks,
+            cache,
         }
     }
 
@@ -135,13 +144,14 @@ pub fn route_label(path: &str) -> &'static str {
     }
 }
 
-/// Counts the core's `turn` and `fallback` events.
+/// Counts the core's `turn`, `fallback` and `cache` events.
 pub struct EventCounter(pub Arc<Metrics>);
 
 #[derive(Default)]
 struct Fields {
     engine: Option<String>,
     reason: Option<String>,
+    outcome: Option<String>,
 }
 
 impl Visit for Fields {
@@ -149,6 +159,7 @@ impl Visit for Fields {
         match field.name() {
             "engine" => self.engine = Some(value.to_owned()),
             "reason" => self.reason = Some(value.to_owned()),
+            "outcome" => self.outcome = Some(value.to_owned()),
             _ => {}
         }
     }
@@ -161,7 +172,7 @@ impl Visit for Fields {
 impl<S: tracing::Subscriber> Layer<S> for EventCounter {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         let target = event.metadata().target();
-        if target != "turn" && target != "fallback" {
+        if !matches!(target, "turn" | "fallback" | "cache") {
             return;
         }
         let mut fields = Fields::default();
@@ -173,6 +184,12 @@ impl<S: tracing::Subscriber> Layer<S> for EventCounter {
             self.0
                 .fallbacks
                 .get_or_create(&vec![("reason", reason)])
+                .inc();
+        }
+        if let Some(outcome) = fields.outcome.filter(|_| target == "cache") {
+            self.0
+                .cache
+                .get_or_create(&vec![("outcome", outcome)])
                 .inc();
         }
     }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use edge_core::Clock;
 use edge_core::platform::{StoreError, StoreKey, StoreWrite};
 use edge_core::redis_store::{self, RedisCommands, RedisValue, Updated};
+use edge_core::response_cache::CacheError;
 use edge_core::system::{OsRandom, SystemClock};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
@@ -128,6 +129,22 @@ impl RedisStore {
 
     pub async fn get(&self, key: StoreKey<'_>) -> Result<Option<Vec<u8>>, StoreError> {
         RedisCommands::get(self, &self.key(key)).await
+    }
+
+    /// A cached-answer pool (plain GET: pools are not compare-and-swapped).
+    pub async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        RedisCommands::get(self, &format!("{}{key}", self.prefix))
+            .await
+            .map_err(|e| CacheError(e.to_string()))
+    }
+
+    /// Writes a pool with Redis's expiry (`SET … EX`).
+    pub async fn cache_put(&self, key: &str, value: Vec<u8>, ttl_s: u64) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        connection
+            .set_ex::<_, _, ()>(format!("{}{key}", self.prefix), value, ttl_s)
+            .await
+            .map_err(|e| CacheError(format!("redis: {e}")))
     }
 
     pub async fn update(

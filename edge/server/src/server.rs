@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edge_core::{EdgeApp, MemoryStore};
+use edge_core::EdgeApp;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -19,14 +19,14 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::http::{Limits, Worker, handle};
 use crate::metrics::Metrics;
 use crate::outbound::NativeOutbound;
-use crate::store::{CountedStore, StoreSpec};
+use crate::store::{CountedStore, SharedMemory, StoreSpec};
 
 /// What every worker thread shares.
 pub struct Shared {
     pub app: Arc<EdgeApp>,
     pub metrics: Arc<Metrics>,
     pub store: StoreSpec,
-    pub memory: Arc<MemoryStore>,
+    pub memory: SharedMemory,
     pub limits: Limits,
     /// How long running requests get to finish after SIGTERM.
     pub grace: Duration,

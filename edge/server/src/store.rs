@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use edge_core::platform::{ConversationStore, StoreError, StoreKey, StoreWrite};
 use edge_core::redis_store::StoreUrl;
+use edge_core::response_cache::DEFAULT_MAX_KEYS;
 use edge_core::system::SystemClock;
-use edge_core::{Clock, MemoryStore};
+use edge_core::{Clock, MemoryCache, MemoryStore};
 
 use crate::metrics::Metrics;
 use crate::redis_store::RedisStore;
@@ -49,27 +50,42 @@ pub enum ServerStore {
     Redis(RedisStore),
 }
 
-/// The process-wide part: the memory store's records (Redis clients are per thread).
-pub fn shared_memory() -> Arc<MemoryStore> {
-    Arc::new(MemoryStore::with_expiry_clock(now_ms))
+/// The process-wide part: the memory store's records and cached answers (Redis clients are
+/// per thread).
+pub struct SharedMemory {
+    pub records: Arc<MemoryStore>,
+    pub answers: Arc<MemoryCache>,
+}
+
+pub fn shared_memory() -> SharedMemory {
+    SharedMemory {
+        records: Arc::new(MemoryStore::with_expiry_clock(now_ms)),
+        answers: Arc::new(MemoryCache::new(DEFAULT_MAX_KEYS, now_ms)),
+    }
 }
 
 pub struct CountedStore {
     pub store: ServerStore,
     pub metrics: Arc<Metrics>,
+    /// Cached answers when the store is memory (on Redis they live in Redis).
+    pub answers: Arc<MemoryCache>,
 }
 
 impl CountedStore {
     pub fn open(
         spec: &StoreSpec,
-        memory: &Arc<MemoryStore>,
+        memory: &SharedMemory,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
         let store = match spec {
-            StoreSpec::Memory => ServerStore::Memory(memory.clone()),
+            StoreSpec::Memory => ServerStore::Memory(memory.records.clone()),
             StoreSpec::Redis { url, prefix } => ServerStore::Redis(RedisStore::open(url, prefix)?),
         };
-        Ok(Self { store, metrics })
+        Ok(Self {
+            store,
+            metrics,
+            answers: memory.answers.clone(),
+        })
     }
 
     /// `/ready`: the store answers.

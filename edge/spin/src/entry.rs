@@ -46,6 +46,7 @@ async fn handle(req: Request, out: ResponseOutparam) {
         clock: &SystemClock,
         random: &OsRandom,
         outbound: &SpinOutbound,
+        cache: &store,
     };
     match app.serve(&to_core_request(req), &services).await {
         Served::Whole(response) => send_whole(out, response).await,

@@ -33,6 +33,18 @@ impl KeyValueStore {
     }
 }
 
+impl KeyValueStore {
+    /// A cached-answer pool. The key-value store has no expiry: the pool's own runs out, and
+    /// the next answer for the key overwrites it.
+    pub fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.bucket.get(key).map(present).map_err(unavailable)
+    }
+
+    pub fn cache_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.bucket.set(key, value).map_err(unavailable)
+    }
+}
+
 impl ConversationStore for KeyValueStore {
     async fn get(&self, key: StoreKey<'_>) -> Result<Option<Vec<u8>>, StoreError> {
         self.bucket

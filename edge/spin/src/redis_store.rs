@@ -34,6 +34,29 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// A cached-answer pool, under the store's prefix.
+    pub fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.connection
+            .get(&format!("{}{key}", self.prefix))
+            .map_err(unavailable)
+    }
+
+    /// Writes a pool with Redis's expiry (`SET … EX`).
+    pub fn cache_put(&self, key: &str, value: &[u8], ttl_s: u64) -> Result<(), StoreError> {
+        let parameters = [
+            RedisParameter::Binary(format!("{}{key}", self.prefix).into_bytes()),
+            RedisParameter::Binary(value.to_vec()),
+            RedisParameter::Binary(b"EX".to_vec()),
+            RedisParameter::Int64(i64::try_from(ttl_s).unwrap_or(i64::MAX)),
+        ];
+        self.connection
+            .execute("SET", &parameters)
+            .map(drop)
+            .map_err(unavailable)
+    }
+}
+
 impl RedisCommands for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.connection.get(key).map_err(unavailable)

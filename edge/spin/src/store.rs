@@ -2,7 +2,9 @@
 //! `redis://` / `rediss://` for a Redis shared by every replica (and by native instances).
 
 use edge_core::redis_store::{DEFAULT_KEY_PREFIX, StoreUrl};
-use edge_core::{ApiError, ConversationStore, StoreError, StoreKey, StoreWrite};
+use edge_core::response_cache::CacheError;
+use edge_core::{ApiError, ConversationStore, ResponseCache, StoreError, StoreKey, StoreWrite};
+use futures_util::future::LocalBoxFuture;
 
 use crate::config::lookup;
 use crate::key_value::KeyValueStore;
@@ -48,6 +50,38 @@ impl ConversationStore for SpinStore {
         match self {
             Self::KeyValue(store) => store.update(key, apply).await,
             Self::Redis(store) => store.update(key, apply).await,
+        }
+    }
+}
+
+/// Cached model answers beside the records: in the key-value store, or on the Redis every
+/// replica shares.
+impl ResponseCache for SpinStore {
+    fn get<'a>(&'a self, key: &'a str) -> LocalBoxFuture<'a, Result<Option<Vec<u8>>, CacheError>> {
+        let found = match self {
+            Self::KeyValue(store) => store.cache_get(key),
+            Self::Redis(store) => store.cache_get(key),
+        };
+        Box::pin(async move { found.map_err(|e| CacheError(e.to_string())) })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl_s: u64,
+    ) -> LocalBoxFuture<'a, Result<(), CacheError>> {
+        let stored = match self {
+            Self::KeyValue(store) => store.cache_put(key, &value),
+            Self::Redis(store) => store.cache_put(key, &value, ttl_s),
+        };
+        Box::pin(async move { stored.map_err(|e| CacheError(e.to_string())) })
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::KeyValue(_) => "spin-key-value",
+            Self::Redis(_) => "redis",
         }
     }
 }

@@ -52,6 +52,7 @@ impl EdgeApp {
             intent: outcome.intent,
             // Three decimals: a probability, not f32 noise widened to f64.
             confidence: (f64::from(outcome.confidence) * 1000.0).round() / 1000.0,
+            cached: outcome.cached,
         }
     }
 
@@ -86,5 +87,6 @@ fn openai_completion(openai: &OpenAiTurn, response: &RespondResponse) -> Value {
         "model_info": response.model_info,
         "intent": response.intent,
         "confidence": response.confidence,
+        "cached": response.cached,
     })
 }

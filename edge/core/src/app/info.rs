@@ -62,6 +62,12 @@ impl EdgeApp {
                     "retention_days": c.history.retention_ms as f64 / 86_400_000.0,
                 },
                 "rate_limit": {"per_minute": c.rate_limit.per_minute, "burst": c.rate_limit.burst},
+                "cache": {
+                    "mode": c.cache.mode.as_str(),
+                    "pool_size": c.cache.pool_size,
+                    "ttl_seconds": c.cache.ttl_s,
+                    "store": svc.cache.kind(),
+                },
                 "auth": {"algorithms": self.auth.algorithms()},
                 "version": env!("CARGO_PKG_VERSION"),
             }),

@@ -13,6 +13,7 @@
 
 mod answer;
 mod body;
+mod cached;
 pub mod cors;
 mod gate;
 mod history_api;

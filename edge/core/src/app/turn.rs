@@ -6,6 +6,7 @@
 use eindr_contract::InferenceEngine;
 
 use super::body::{parse_openai, parse_respond};
+use super::cached::{CACHE_HEADER, CacheControl, Prepared, cached_answer};
 use super::streaming::{Served, StreamingTurn};
 use super::{EdgeApp, answer};
 use crate::api::{ChatContext, Flavour, Mode, OpenAiTurn};
@@ -16,6 +17,7 @@ use crate::history::Turn;
 use crate::http::HttpRequest;
 use crate::platform::{ConversationStore, Outbound, Services};
 use crate::replies::{Reply, closing_sentence, minimal_reply};
+use crate::response_cache::CachedAnswer;
 use crate::understanding::{self, Reading};
 
 /// One turn, from either API, ready to be answered.
@@ -28,6 +30,9 @@ pub struct TurnRequest {
     pub(super) flavour: Flavour,
     pub(super) started_ms: u64,
     pub(super) request_id: String,
+    pub(super) cache_control: CacheControl,
+    /// Read before the head goes out (full-mode turns): the conversation and the cache.
+    pub(super) prepared: Option<Prepared>,
 }
 
 /// Where a turn's answer goes as it is made.
@@ -55,6 +60,19 @@ pub(super) struct TurnOutcome {
     /// The intent the turn was read as, and how sure of it the reading was.
     pub intent: String,
     pub confidence: f32,
+    /// The answer came from the cache of model answers.
+    pub cached: bool,
+}
+
+/// A model answer relayed into the sink.
+struct BackendAnswer {
+    engine: InferenceEngine,
+    /// The failure that broke it off after some text.
+    cut: Option<BackendFailure>,
+    /// It ended with the backend's own end (not cut, not left by the client).
+    complete: bool,
+    /// The PII filter changed some of it.
+    masked: bool,
 }
 
 fn accepts_events(req: &HttpRequest) -> bool {
@@ -87,6 +105,8 @@ impl EdgeApp {
             flavour: Flavour::Eindr,
             started_ms,
             request_id: request_id.to_owned(),
+            cache_control: CacheControl::of(req),
+            prepared: None,
         };
         self.take_turn(turn, svc).await
     }
@@ -119,6 +139,8 @@ impl EdgeApp {
             }),
             started_ms,
             request_id: request_id.to_owned(),
+            cache_control: CacheControl::of(req),
+            prepared: None,
         };
         self.take_turn(turn, svc).await
     }
@@ -127,19 +149,27 @@ impl EdgeApp {
     /// [`EdgeApp::stream`]); a whole one is run here into a collecting sink.
     async fn take_turn<S: ConversationStore, O: Outbound>(
         &self,
-        turn: TurnRequest,
+        mut turn: TurnRequest,
         svc: &Services<'_, S, O>,
     ) -> Result<Served, ApiError> {
-        if turn.stream {
-            return Ok(Served::Stream(StreamingTurn::new(turn)));
+        if turn.wants_backend {
+            turn.prepared = Some(self.prepare(&turn, svc).await);
         }
-        let mut collected = answer::Collected::default();
-        let outcome = self.run_turn(&turn, svc, &mut collected).await?;
-        Ok(Served::Whole(self.whole_answer(
-            &turn,
-            outcome,
-            svc.clock.now_ms(),
-        )))
+        let cache_header = turn
+            .prepared
+            .as_ref()
+            .map_or("BYPASS", |p| p.cache.header());
+        let mut served = if turn.stream {
+            Served::Stream(StreamingTurn::new(turn))
+        } else {
+            let mut collected = answer::Collected::default();
+            let outcome = self.run_turn(&turn, svc, &mut collected).await?;
+            Served::Whole(self.whole_answer(&turn, outcome, svc.clock.now_ms()))
+        };
+        served
+            .head_mut()
+            .set_header(CACHE_HEADER, cache_header.to_owned());
+        Ok(served)
     }
 
     /// The pipeline every turn runs. `Err` only when the exchange could not be stored.
@@ -152,51 +182,89 @@ impl EdgeApp {
         let roll = svc.random.next_u64();
         let context = turn.context.as_ref();
         let reading = understanding::read(&turn.message, context);
-        let answered = if turn.wants_backend {
-            // gpu-backend hears what the edge understood when nobody upstream said.
-            let informed = informed_context(context, &reading);
-            match self
-                .answer_from_backend(turn, informed.as_ref().or(context), svc, sink, roll)
-                .await
-            {
-                Ok(answered) => Some(answered),
-                Err(failure) => {
-                    // The fallback counter: one log line per turn the edge answered itself.
-                    tracing::warn!(target: "fallback", reason = failure.reason(), %failure, "full mode fell back to minimal");
-                    None
+        let prepared = turn.prepared.as_ref();
+        let hit = prepared.is_some_and(|p| p.cache.hit);
+        let answered = match prepared {
+            Some(prepared) if turn.wants_backend && !hit => {
+                // gpu-backend hears what the edge understood when nobody upstream said.
+                let informed = informed_context(context, &reading);
+                match self
+                    .answer_from_backend(
+                        prepared,
+                        &turn.message,
+                        informed.as_ref().or(context),
+                        svc,
+                        sink,
+                        roll,
+                    )
+                    .await
+                {
+                    Ok(answered) => Some(answered),
+                    Err(failure) => {
+                        // The fallback counter: one log line per turn the edge answered itself.
+                        tracing::warn!(target: "fallback", reason = failure.reason(), %failure, "full mode fell back to minimal");
+                        None
+                    }
                 }
             }
-        } else {
-            None
+            _ => None,
         };
         let delivered = sink.delivered().trim().to_owned();
-        // The reply engine answers when the backend did not, from the previous assistant turn
-        // as stored (so it never repeats itself word for word, and "repeat" can).
+        let mode = self.config.cache.mode;
+        // Without the backend's answer: a cached model answer for the same question when
+        // there is one (a hit, or the backend failed), else the reply engine, from the
+        // previous assistant turn as stored (so it never repeats itself word for word, and
+        // "repeat" can).
         let (reply, engine) = self
             .append_exchange(&turn.user, &turn.message, reading.intent, svc, |previous| {
                 match &answered {
-                    None => (
-                        minimal_reply(&reading, context, previous, roll),
-                        InferenceEngine::Minimal,
-                    ),
-                    Some((engine, _)) => {
+                    None => match cached_answer(prepared, mode, previous.map(|p| p.text), roll) {
+                        Some(cached) => (
+                            Reply {
+                                text: cached.text.clone(),
+                                intent: reading.intent.to_owned(),
+                                context_used: context.is_some(),
+                            },
+                            cached.engine,
+                        ),
+                        None => (
+                            minimal_reply(&reading, context, previous, roll),
+                            InferenceEngine::Minimal,
+                        ),
+                    },
+                    Some(answer) => {
                         let reply = Reply {
                             text: delivered.clone(),
                             intent: reading.intent.to_owned(),
                             context_used: context.is_some(),
                         };
-                        (reply, *engine)
+                        (reply, answer.engine)
                     }
                 }
             })
             .await?;
+        // Only the cache gives a model's engine to an answer the backend did not make.
+        let cached = answered.is_none() && engine != InferenceEngine::Minimal;
+        if cached && !hit {
+            tracing::info!(target: "cache", outcome = "fallback", "cached answer instead of the rule reply");
+        }
         if answered.is_none() {
             sink.delta(&reply.text).await;
         }
-        let cut = answered.as_ref().is_some_and(|(_, cut)| cut.is_some());
-        let fallback_used = turn.wants_backend && (answered.is_none() || cut);
+        if let (Some(prepared), Some(answer)) = (prepared, &answered)
+            && answer.complete
+        {
+            let fresh = CachedAnswer {
+                text: reply.text.clone(),
+                engine: answer.engine,
+            };
+            self.remember(turn, &prepared.cache, fresh, answer.masked, svc)
+                .await;
+        }
+        let cut = answered.as_ref().is_some_and(|a| a.cut.is_some());
+        let fallback_used = turn.wants_backend && !hit && (answered.is_none() || cut);
         // One line per stored turn, without its text: what answered it (metrics count these).
-        tracing::info!(target: "turn", engine = engine.as_str(), fallback_used, intent = reply.intent.as_str(), "turn answered");
+        tracing::info!(target: "turn", engine = engine.as_str(), fallback_used, cached, intent = reply.intent.as_str(), "turn answered");
         Ok(TurnOutcome {
             engine,
             fallback_used,
@@ -205,38 +273,37 @@ impl EdgeApp {
             text: reply.text,
             intent: reply.intent,
             confidence: reading.confidence,
+            cached,
         })
     }
 
-    /// Relays gpu-backend's answer into the sink. `Ok((engine, cut))` once text was delivered
-    /// (a cut answer is finished with a closing sentence where the sink takes one); `Err` when
-    /// nothing usable came.
+    /// Relays gpu-backend's answer into the sink. `Ok` once text was delivered (a cut answer
+    /// is finished with a closing sentence where the sink takes one); `Err` when nothing
+    /// usable came.
     async fn answer_from_backend<S: ConversationStore, O: Outbound, K: DeltaSink>(
         &self,
-        turn: &TurnRequest,
+        prepared: &Prepared,
+        message: &str,
         context: Option<&ChatContext>,
         svc: &Services<'_, S, O>,
         sink: &mut K,
         roll: u64,
-    ) -> Result<(InferenceEngine, Option<BackendFailure>), BackendFailure> {
-        let conversation = match self.read_conversation(&turn.user, svc).await {
-            Ok(conversation) => conversation,
-            Err(ApiError::Store(e)) => return Err(BackendFailure::Store(e.to_string())),
-            // Unreadable history is reported when the turn is stored; the backend answers
-            // without it.
-            Err(_) => Default::default(),
+    ) -> Result<BackendAnswer, BackendFailure> {
+        let history: &[Turn<'_>] = match &prepared.conversation {
+            Ok(conversation) => &conversation.turns,
+            Err(failure) => return Err(failure.clone()),
         };
-        let history: &[Turn<'_>] = &conversation.turns;
         let config = &self.config;
         let mut answer = backend::start(
             &config.backend,
             &config.generation,
             svc,
             history,
-            &turn.message,
+            message,
             context,
         )
         .await?;
+        let mut complete = false;
         let cut = loop {
             match answer.next_text().await {
                 Ok(Some(text)) => {
@@ -245,7 +312,10 @@ impl EdgeApp {
                         break None;
                     }
                 }
-                Ok(None) => break None,
+                Ok(None) => {
+                    complete = true;
+                    break None;
+                }
                 Err(failure) => break Some(failure),
             }
         };
@@ -269,7 +339,12 @@ impl EdgeApp {
                     .await;
             }
         }
-        Ok((answer.engine(), cut))
+        Ok(BackendAnswer {
+            engine: answer.engine(),
+            complete: complete && cut.is_none() && !sink.client_gone(),
+            masked: answer.masked_anything(),
+            cut,
+        })
     }
 }
 

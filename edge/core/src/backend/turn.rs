@@ -62,6 +62,11 @@ impl<O: Outbound> BackendTurn<'_, O> {
         }
     }
 
+    /// Whether the PII filter masked any of the answer.
+    pub fn masked_anything(&self) -> bool {
+        self.masker.masked_anything()
+    }
+
     /// What the masker still holds (after a failure: the words received before it).
     pub fn flush(&mut self) -> String {
         self.masker.finish()

@@ -172,6 +172,8 @@ pub struct Harness {
     pub clock: std::rc::Rc<TestClock>,
     pub random: TestRandom,
     pub backend: ScriptedBackend,
+    /// Cached model answers; pools carry their own expiry, judged by the harness clock.
+    pub cache: edge_core::MemoryCache,
 }
 
 impl Harness {
@@ -186,6 +188,7 @@ impl Harness {
             },
             clock,
             random: TestRandom(Cell::new(42)),
+            cache: edge_core::MemoryCache::new(1000, || 0),
         }
     }
 
@@ -203,6 +206,7 @@ impl Harness {
             clock: &*self.clock,
             random: &self.random,
             outbound: &self.backend,
+            cache: &self.cache,
         };
         pollster::block_on(self.app.handle(&req, &svc))
     }

@@ -1,0 +1,186 @@
+//! A full-mode turn and the cache of model answers (see [`crate::response_cache`]): before the
+//! response head goes out, the user's conversation is read (the prompt's history) and, for a
+//! turn whose prompt holds nothing personal, its pool; so `x-cache` can say `HIT`, `MISS` or
+//! `BYPASS`. After the turn, a model answer that ended normally joins the pool.
+
+use super::EdgeApp;
+use super::turn::TurnRequest;
+use crate::api::ChatContext;
+use crate::backend::BackendFailure;
+use crate::error::ApiError;
+use crate::history::Conversation;
+use crate::http::HttpRequest;
+use crate::platform::{ConversationStore, Outbound, Services};
+use crate::response_cache::{self, CacheMode, CachedAnswer, Pool};
+use crate::understanding;
+
+/// The response header that says how the cache took part in a turn.
+pub const CACHE_HEADER: &str = "x-cache";
+
+/// The request's `Cache-Control`: `no-cache` (don't answer from the cache) and `no-store`
+/// (don't keep this answer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    pub no_cache: bool,
+    pub no_store: bool,
+}
+
+impl CacheControl {
+    pub fn of(req: &HttpRequest) -> Self {
+        let mut control = Self::default();
+        for directive in req.header("cache-control").unwrap_or("").split(',') {
+            match directive.trim().to_ascii_lowercase().as_str() {
+                "no-cache" => control.no_cache = true,
+                "no-store" => control.no_store = true,
+                _ => {}
+            }
+        }
+        control
+    }
+}
+
+/// What a full-mode turn knows before it is answered.
+pub(super) struct Prepared {
+    /// The user's conversation, retention applied; the failure the backend call reports when
+    /// the store could not be read.
+    pub conversation: Result<Conversation<'static>, BackendFailure>,
+    pub cache: CacheLookup,
+}
+
+/// The turn's pool, as read before the head.
+#[derive(Debug, Default)]
+pub(super) struct CacheLookup {
+    /// The pool's key when the turn may use the cache (its prompt holds nothing personal).
+    pub key: Option<String>,
+    /// What the pool held (empty when it was not read).
+    pub pool: Pool,
+    pub read: bool,
+    /// A full pool in `serve` mode: answered from it, the backend not called.
+    pub hit: bool,
+}
+
+impl CacheLookup {
+    pub fn header(&self) -> &'static str {
+        match (self.hit, self.read) {
+            (true, _) => "HIT",
+            (false, true) => "MISS",
+            (false, false) => "BYPASS",
+        }
+    }
+}
+
+/// Whether the context adds anything but an intent to the prompt: a transcription or a
+/// task's result is the user's, and such a prompt's answer is never shared.
+fn is_personal(context: Option<&ChatContext>) -> bool {
+    context.is_some_and(|c| c.original_transcription.is_some() || c.processing_result.is_some())
+}
+
+impl EdgeApp {
+    /// Reads the conversation and, when the turn may use it, the pool.
+    pub(super) async fn prepare<S: ConversationStore, O: Outbound>(
+        &self,
+        turn: &TurnRequest,
+        svc: &Services<'_, S, O>,
+    ) -> Prepared {
+        let conversation = match self.read_conversation(&turn.user, svc).await {
+            Ok(conversation) => Ok(conversation),
+            Err(ApiError::Store(e)) => Err(BackendFailure::Store(e.to_string())),
+            // Unreadable history is reported when the turn is stored; the backend answers
+            // without it.
+            Err(_) => Ok(Conversation::default()),
+        };
+        let settings = &self.config.cache;
+        let history_free = conversation.as_ref().is_ok_and(|c| c.turns.is_empty());
+        let context = turn.context.as_ref();
+        let mut cache = CacheLookup::default();
+        if settings.mode == CacheMode::Off || !history_free || is_personal(context) {
+            tracing::info!(target: "cache", outcome = "bypass", "not cacheable");
+            return Prepared {
+                conversation,
+                cache,
+            };
+        }
+        // The intent gpu-backend hears: the client's, else the edge's reading.
+        let reading = understanding::read(&turn.message, context);
+        let intent = context
+            .and_then(|c| c.intent.as_deref())
+            .unwrap_or(reading.intent);
+        let key = response_cache::key(settings, &self.config.generation, &turn.message, intent);
+        if !turn.cache_control.no_cache {
+            cache.read = true;
+            cache.pool = match svc.cache.get(&key).await {
+                Ok(bytes) => Pool::decode(bytes.as_deref(), svc.clock.now_ms()),
+                Err(error) => {
+                    tracing::warn!(target: "cache", outcome = "error", %error, "cache read failed");
+                    Pool::default()
+                }
+            };
+            cache.hit = settings.mode == CacheMode::Serve && cache.pool.len() >= settings.pool_size;
+        }
+        let outcome = match cache.header() {
+            "HIT" => "hit",
+            "MISS" => "miss",
+            _ => "bypass",
+        };
+        tracing::info!(target: "cache", outcome, "cache looked up");
+        cache.key = Some(key);
+        Prepared {
+            conversation,
+            cache,
+        }
+    }
+
+    /// Adds a model answer that ended normally to the turn's pool, unless the request said
+    /// `no-store` or the PII filter changed it.
+    pub(super) async fn remember<S: ConversationStore, O: Outbound>(
+        &self,
+        turn: &TurnRequest,
+        lookup: &CacheLookup,
+        answer: CachedAnswer,
+        masked: bool,
+        svc: &Services<'_, S, O>,
+    ) {
+        let settings = &self.config.cache;
+        let Some(key) = &lookup.key else { return };
+        if settings.mode == CacheMode::Off || turn.cache_control.no_store || masked {
+            return;
+        }
+        // A `no-cache` request did not read the pool: read it now, so its answer joins it.
+        let mut pool = if lookup.read {
+            lookup.pool.clone()
+        } else {
+            match svc.cache.get(key).await {
+                Ok(bytes) => Pool::decode(bytes.as_deref(), svc.clock.now_ms()),
+                Err(_) => return,
+            }
+        };
+        let now = svc.clock.now_ms();
+        if !pool.add(answer, settings.pool_size, now, settings.ttl_s * 1000) {
+            return;
+        }
+        let ttl_s = pool.ttl_left_ms(now).div_ceil(1000).max(60);
+        match svc.cache.put(key, pool.encode(), ttl_s).await {
+            Ok(()) => {
+                tracing::info!(target: "cache", outcome = "stored", size = pool.len(), "answer cached")
+            }
+            Err(error) => {
+                tracing::warn!(target: "cache", outcome = "error", %error, "cache write failed")
+            }
+        }
+    }
+}
+
+/// The cached answer a turn gets without the backend: on a hit, or (in either mode) when the
+/// backend failed before its first token. `previous` is the user's last reply, avoided.
+pub(super) fn cached_answer<'p>(
+    prepared: Option<&'p Prepared>,
+    mode: CacheMode,
+    previous: Option<&str>,
+    roll: u64,
+) -> Option<&'p CachedAnswer> {
+    let lookup = &prepared?.cache;
+    if mode == CacheMode::Off || lookup.key.is_none() {
+        return None;
+    }
+    lookup.pool.draw(previous, roll)
+}

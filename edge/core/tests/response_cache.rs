@@ -1,0 +1,293 @@
+//! Cached model answers over the core with a scripted backend: what may be cached, the pool
+//! filling and then answering without the backend (`serve`), the cache as the fallback when
+//! the backend fails, `Cache-Control`, and what is never stored.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use edge_core::{HttpRequest, HttpResponse};
+use serde_json::{Value, json};
+
+fn harness(mode: &str, pool_size: &str) -> Harness {
+    Harness::new(&[
+        ("MINIMAL_MODE", "false"),
+        ("BACKEND_URL", "http://gpu.test:8000"),
+        ("RATE_LIMIT_BURST", "1000"),
+        ("CACHE_MODE", mode),
+        ("CACHE_POOL_SIZE", pool_size),
+        // Every failure here is the test's; the breaker stays out of the way.
+        ("BACKEND_BREAKER_FAILURES", "1000"),
+    ])
+}
+
+/// A first turn of a new user (no history): the only kind that may use the cache.
+fn first_turn(h: &Harness, user: &str, message: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    let mut req = HttpRequest::new("POST", "/api/chat/respond")
+        .with_header("authorization", &format!("Bearer {}", h.token(user)))
+        .with_header("content-type", "application/json")
+        .with_body(json!({ "message": message }).to_string());
+    for (name, value) in headers {
+        req = req.with_header(name, value);
+    }
+    let resp = h.send(req);
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    resp
+}
+
+fn x_cache(resp: &HttpResponse) -> &str {
+    resp.header("x-cache").unwrap_or("none")
+}
+
+fn calls(h: &Harness) -> usize {
+    h.backend.requests.borrow().len()
+}
+
+/// The clock moves past the pool's one-write-a-second bound between turns.
+fn fill(h: &Harness, message: &str, answers: &[&str]) {
+    for (i, answer) in answers.iter().enumerate() {
+        play(h, Script::tokens(&[answer]));
+        let user = format!("filler-{}-{i}", message.replace(' ', "-"));
+        let resp = first_turn(h, &user, message, &[]);
+        assert_eq!(json(&resp)["response"], *answer);
+        assert_eq!(json(&resp)["cached"], false);
+        h.advance_ms(1_000);
+    }
+}
+
+fn play(h: &Harness, script: Script) {
+    h.backend.scripts.borrow_mut().push_back(script);
+}
+
+#[test]
+fn a_full_pool_answers_without_the_backend_in_serve_mode() {
+    let h = harness("serve", "2");
+    play(&h, Script::tokens(&["Hi there!"]));
+    let first = first_turn(&h, "u1", "Hello!", &[]);
+    assert_eq!(x_cache(&first), "MISS");
+    h.advance_ms(1_000);
+    play(&h, Script::tokens(&["Hello, friend."]));
+    // Same question, other spelling: one key.
+    let second = first_turn(&h, "u2", "  hello ", &[]);
+    assert_eq!(x_cache(&second), "MISS");
+    assert_eq!(calls(&h), 2);
+
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..8 {
+        let resp = first_turn(&h, &format!("u-hit-{i}"), "hello", &[]);
+        assert_eq!(x_cache(&resp), "HIT");
+        let body = json(&resp);
+        assert_eq!(body["cached"], true);
+        assert_eq!(body["fallback_used"], false);
+        assert_eq!(body["model_info"]["inference_engine"], "vLLM");
+        let text = body["response"].as_str().unwrap().to_owned();
+        assert!(["Hi there!", "Hello, friend."].contains(&text.as_str()));
+        // History keeps what the user got.
+        let stored = h.get(
+            &format!("/api/chat/history/u-hit-{i}"),
+            &h.token(&format!("u-hit-{i}")),
+        );
+        assert_eq!(json(&stored)["messages"][1]["content"], text);
+        seen.insert(text);
+    }
+    assert_eq!(calls(&h), 2, "hits never call the backend");
+    assert_eq!(seen.len(), 2, "draws keep the pool's variety");
+
+    // A streamed hit: the head says so, the answer comes as events.
+    let resp = h.send(
+        HttpRequest::new("POST", "/api/chat/respond")
+            .with_header("authorization", &format!("Bearer {}", h.token("u-stream")))
+            .with_header("content-type", "application/json")
+            .with_header("accept", "text/event-stream")
+            .with_body(json!({"message": "hello"}).to_string()),
+    );
+    assert_eq!(x_cache(&resp), "HIT");
+    let body = String::from_utf8(resp.body).unwrap();
+    assert!(body.contains(r#""delta":"#), "{body}");
+    assert!(body.contains(r#""cached":true"#), "{body}");
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    assert_eq!(calls(&h), 2);
+
+    let health = json(&h.get("/api/chat/health", &h.token("u1")));
+    assert_eq!(health["cache"]["mode"], "serve");
+    assert_eq!(health["cache"]["pool_size"], 2);
+    assert_eq!(health["cache"]["store"], "memory");
+}
+
+#[test]
+fn a_turn_with_history_or_task_data_is_never_cached() {
+    let h = harness("serve", "1");
+    play(&h, Script::tokens(&["Hello!"]));
+    first_turn(&h, "talker", "hi", &[]);
+    h.advance_ms(1_000);
+    // The same user again: the prompt now holds history.
+    play(&h, Script::tokens(&["Something personal."]));
+    let again = first_turn(&h, "talker", "hi", &[]);
+    assert_eq!(x_cache(&again), "BYPASS");
+    assert_eq!(json(&again)["response"], "Something personal.");
+    assert_eq!(calls(&h), 2);
+    // A new user gets the history-free answer, not the one made with history.
+    let fresh = first_turn(&h, "newcomer", "hi", &[]);
+    assert_eq!(x_cache(&fresh), "HIT");
+    assert_eq!(json(&fresh)["response"], "Hello!");
+
+    // Task data in the context: the user's, never shared.
+    play(&h, Script::tokens(&["Your meeting is set."]));
+    let resp = h.respond(
+        "tasker",
+        json!({"message": "thanks", "context": {"intent": "create_reminder",
+            "processing_result": {"success": true, "data": {"title": "meeting"}}}}),
+    );
+    assert_eq!(x_cache(&resp), "BYPASS");
+    h.advance_ms(1_000);
+    play(&h, Script::tokens(&["Anytime."]));
+    let plain = first_turn(&h, "thanker", "thanks", &[]);
+    assert_eq!(x_cache(&plain), "MISS", "the task turn left nothing behind");
+    assert_eq!(json(&plain)["response"], "Anytime.");
+}
+
+#[test]
+fn a_failing_backend_falls_back_to_a_cached_answer_before_the_rule_reply() {
+    let h = harness("fallback", "8");
+    fill(
+        &h,
+        "tell me a joke",
+        &["Why did the chicken cross the road?"],
+    );
+    // Fallback mode never answers from the pool while the backend answers.
+    play(&h, Script::tokens(&["A second joke."]));
+    let resp = first_turn(&h, "reader", "tell me a joke", &[]);
+    assert_eq!(x_cache(&resp), "MISS");
+    assert_eq!(json(&resp)["response"], "A second joke.");
+
+    // The backend is down: the cached key gets a model answer, marked as a fallback.
+    for script in [Script::Unreachable, Script::Hang] {
+        play(&h, script);
+        let resp = first_turn(&h, &format!("down-{}", calls(&h)), "Tell me a joke!", &[]);
+        let body = json(&resp);
+        assert_eq!(body["cached"], true, "{body}");
+        assert_eq!(body["fallback_used"], true);
+        assert_eq!(body["model_info"]["inference_engine"], "vLLM");
+        assert!(
+            ["Why did the chicken cross the road?", "A second joke."]
+                .contains(&body["response"].as_str().unwrap())
+        );
+    }
+    // An uncached question gets the rule reply.
+    play(&h, Script::Unreachable);
+    let body = json(&first_turn(&h, "down-other", "what is your name", &[]));
+    assert_eq!(body["cached"], false);
+    assert_eq!(body["fallback_used"], true);
+    assert_eq!(body["model_info"]["inference_engine"], "minimal");
+}
+
+#[test]
+fn cache_control_no_cache_and_no_store_are_honoured() {
+    let h = harness("serve", "2");
+    fill(&h, "good morning", &["Morning!"]);
+    // no-store: the answer is not kept, so the pool stays one short of full.
+    play(&h, Script::tokens(&["Top of the morning."]));
+    let resp = first_turn(
+        &h,
+        "private",
+        "good morning",
+        &[("cache-control", "no-store")],
+    );
+    assert_eq!(x_cache(&resp), "MISS");
+    h.advance_ms(1_000);
+    play(&h, Script::tokens(&["Good morning to you."]));
+    assert_eq!(
+        x_cache(&first_turn(&h, "next", "good morning", &[])),
+        "MISS"
+    );
+    h.advance_ms(1_000);
+    // Now full: a plain turn hits, a no-cache one goes to the backend (and its answer may
+    // still be kept: the pool is full, so it is not).
+    assert_eq!(
+        x_cache(&first_turn(&h, "hitter", "good morning", &[])),
+        "HIT"
+    );
+    let before = calls(&h);
+    play(&h, Script::tokens(&["Fresh from the model."]));
+    let resp = first_turn(
+        &h,
+        "fresh",
+        "good morning",
+        &[("Cache-Control", "No-Cache")],
+    );
+    assert_eq!(x_cache(&resp), "BYPASS");
+    assert_eq!(json(&resp)["response"], "Fresh from the model.");
+    assert_eq!(calls(&h), before + 1);
+    for i in 0..6 {
+        let body = json(&first_turn(&h, &format!("after-{i}"), "good morning", &[]));
+        assert!(
+            ["Morning!", "Good morning to you."].contains(&body["response"].as_str().unwrap()),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn cut_masked_or_off_answers_are_never_stored() {
+    let h = harness("serve", "1");
+    // Cut after some text: the user gets it closed by the edge; the pool stays empty.
+    play(
+        &h,
+        Script::Respond {
+            status: 200,
+            headers: Vec::new(),
+            steps: vec![
+                Step::Bytes(sse_piece("The weather is").into_bytes()),
+                Step::Break,
+            ],
+        },
+    );
+    let cut = json(&first_turn(&h, "c1", "how is the weather", &[]));
+    assert_eq!(cut["fallback_used"], true);
+    h.advance_ms(1_000);
+    // Masked by the PII filter: kept from others.
+    play(&h, Script::tokens(&["Mail me at bob@example.org."]));
+    let masked = json(&first_turn(&h, "c2", "how is the weather", &[]));
+    assert_eq!(masked["response"], "Mail me at [email].");
+    h.advance_ms(1_000);
+    play(&h, Script::tokens(&["Sunny."]));
+    assert_eq!(
+        x_cache(&first_turn(&h, "c3", "how is the weather", &[])),
+        "MISS"
+    );
+    assert_eq!(calls(&h), 3);
+    assert_eq!(
+        x_cache(&first_turn(&h, "c4", "how is the weather", &[])),
+        "HIT"
+    );
+
+    // Off: neither read nor written, and every turn says so.
+    let off = harness("off", "1");
+    fill(&off, "hello", &["Hi!"]);
+    play(&off, Script::Unreachable);
+    let resp = first_turn(&off, "off-user", "hello", &[]);
+    assert_eq!(x_cache(&resp), "BYPASS");
+    assert_eq!(json(&resp)["model_info"]["inference_engine"], "minimal");
+}
+
+#[test]
+fn minimal_turns_and_openai_turns_say_how_the_cache_took_part() {
+    let h = Harness::new(&[]);
+    let resp = h.respond("m", json!({"message": "hello"}));
+    assert_eq!(x_cache(&resp), "BYPASS");
+    assert_eq!(json(&resp)["cached"], false);
+
+    let h = harness("serve", "1");
+    fill(&h, "hello", &["Hi!"]);
+    let resp = h.send(
+        HttpRequest::new("POST", "/v1/chat/completions")
+            .with_header("authorization", &format!("Bearer {}", h.token("sdk")))
+            .with_header("content-type", "application/json")
+            .with_body(json!({"messages": [{"role": "user", "content": "Hello"}]}).to_string()),
+    );
+    assert_eq!(x_cache(&resp), "HIT");
+    let body: Value = json(&resp);
+    assert_eq!(body["choices"][0]["message"]["content"], "Hi!");
+    assert_eq!(body["cached"], true);
+}
