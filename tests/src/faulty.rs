@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ pub enum Fault {
 pub struct FaultyBackend {
     pub port: u16,
     fault: Arc<Mutex<Fault>>,
+    requests: Arc<AtomicUsize>,
 }
 
 /// The tokens sent before a cut.
@@ -37,16 +39,27 @@ impl FaultyBackend {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let fault = Arc::new(Mutex::new(fault));
-        let shared = Arc::clone(&fault);
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (shared, counted) = (Arc::clone(&fault), Arc::clone(&requests));
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                counted.fetch_add(1, Ordering::SeqCst);
                 let fault = *shared.lock().unwrap();
                 std::thread::spawn(move || {
                     let _ = serve(stream, fault);
                 });
             }
         });
-        Self { port, fault }
+        Self {
+            port,
+            fault,
+            requests,
+        }
+    }
+
+    /// Connections it has answered (each request comes on its own: `connection: close`).
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
     }
 
     pub fn set(&self, fault: Fault) {

@@ -1,16 +1,18 @@
 //! Full mode over the whole chain on real parts: the edge (the worker on workerd, and the
 //! Spin component on the Spin test host) → gpu-backend → the real vLLM server (tiny random
 //! BLOOM). Then every fault: a slow, garbled or cut-off backend, vLLM stopped, gpu-backend
-//! stopped. Every turn must get a 200 with a reply, and history must hold what was sent.
+//! stopped. Every turn must get a 200 with a reply, and history must hold what was sent. And
+//! the cache of model answers on both: filled by the model, answering without it, never
+//! keeping a personal or cut answer, and standing in when gpu-backend is gone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
 
 use e2e::Runtime;
-use e2e::backend_api::sse_data;
+use e2e::backend_api::{Api, sse_data};
 use e2e::client::{Answer, Client};
-use e2e::faulty::{CUT_PREFIX, Fault, FaultyBackend};
+use e2e::faulty::{CUT_PREFIX, Fault, FaultyBackend, PACED_ANSWER};
 use e2e::local::{Launcher, LocalRuntime};
 use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, Vllm, wait_healthy};
 use serde_json::json;
@@ -81,6 +83,148 @@ fn last_message(client: &Client, user: &str) -> serde_json::Value {
         .as_array()
         .unwrap_or_else(|| panic!("{user}: history {} {}", history.status, history.body));
     messages.last().unwrap().clone()
+}
+
+/// Cached answers in `serve` mode with pools of `pool_size`.
+fn with_cache(mut vars: Vec<(String, String)>, pool_size: &str) -> Vec<(String, String)> {
+    vars.push(("CACHE_MODE".into(), "serve".into()));
+    vars.push(("CACHE_POOL_SIZE".into(), pool_size.into()));
+    vars
+}
+
+/// Chat requests gpu-backend has served, from its `/metrics`.
+fn backend_chat_requests(backend: &Backend) -> u64 {
+    let (_, text) = Api::new(backend).get("/metrics");
+    text.lines()
+        .filter(|l| l.starts_with("gpu_backend_requests_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+fn x_cache(answer: &Answer) -> &str {
+    answer.header("x-cache").unwrap_or("none")
+}
+
+/// A turn with extra request headers (`Cache-Control`).
+fn turn_with(client: &Client, user: &str, message: &str, headers: &[(&str, &str)]) -> Answer {
+    let token = format!("Bearer {}", client.token(user));
+    let mut all = vec![
+        ("authorization", token.as_str()),
+        ("content-type", "application/json"),
+    ];
+    all.extend_from_slice(headers);
+    let body = json!({ "message": message }).to_string().into_bytes();
+    let answer = client.send_with("POST", "/api/chat/respond", &all, Some(body));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer
+}
+
+/// The cache on the real chain (pools of 2): a history-free question's pool fills from the
+/// tiny model, then answers without gpu-backend; a turn with history, or with `no-cache`,
+/// goes to gpu-backend. Leaves one model answer cached for "tell me a joke", for the check
+/// with gpu-backend stopped.
+fn cached_answers_from_the_model(client: &Client, backend: &Backend, name: &str) {
+    let mut n = 0;
+    let mut fresh = || {
+        n += 1;
+        format!("cache-{name}-{n}")
+    };
+    // The random model sometimes says nothing usable (then the edge answers itself and
+    // nothing is kept), and a pool takes at most one answer a second.
+    let mut filled = false;
+    for _ in 0..20 {
+        let answer = turn(client, &fresh(), "hello there", name);
+        match x_cache(&answer) {
+            "HIT" => {
+                filled = true;
+                break;
+            }
+            "MISS" => std::thread::sleep(Duration::from_millis(1_100)),
+            other => panic!("{name}: x-cache {other} for a first turn: {}", answer.body),
+        }
+    }
+    assert!(filled, "{name}: the pool never filled");
+    let before = backend_chat_requests(backend);
+    for _ in 0..3 {
+        let answer = turn(client, &fresh(), "Hello there!", name);
+        assert_eq!(x_cache(&answer), "HIT", "{name}: {}", answer.body);
+        assert_eq!(answer.body["cached"], true, "{name}");
+        assert_eq!(answer.body["fallback_used"], false, "{name}");
+        assert_eq!(
+            answer.body["model_info"]["inference_engine"], "vLLM",
+            "{name}"
+        );
+    }
+    assert_eq!(
+        backend_chat_requests(backend),
+        before,
+        "{name}: a hit called gpu-backend"
+    );
+    // The same user again: the prompt holds history now.
+    let user = fresh();
+    assert_eq!(x_cache(&turn(client, &user, "hello there", name)), "HIT");
+    let again = turn(client, &user, "hello there", name);
+    assert_eq!(x_cache(&again), "BYPASS", "{name}");
+    assert_eq!(again.body["cached"], false, "{name}");
+    let no_cache = turn_with(
+        client,
+        &fresh(),
+        "hello there",
+        &[("cache-control", "no-cache")],
+    );
+    assert_eq!(x_cache(&no_cache), "BYPASS", "{name}");
+    assert_eq!(
+        backend_chat_requests(backend),
+        before + 2,
+        "{name}: history and no-cache turns go to gpu-backend"
+    );
+    for _ in 0..10 {
+        let answer = turn(client, &fresh(), "tell me a joke", name);
+        assert_eq!(x_cache(&answer), "MISS", "{name}");
+        if answer.body["fallback_used"] == false {
+            return;
+        }
+    }
+    panic!("{name}: the model never answered \"tell me a joke\"");
+}
+
+/// On a backend whose answers are known (pools of 1): a cut answer and a `no-store` one are
+/// not kept, the next is, and then answers without the backend; `no-cache` goes to it.
+fn cut_and_private_answers_are_not_kept(client: &Client, faulty: &FaultyBackend, name: &str) {
+    let ask = |user: &str, headers: &[(&str, &str)]| {
+        turn_with(
+            client,
+            &format!("{user}-{name}"),
+            "how is the weather?",
+            headers,
+        )
+    };
+    faulty.set(Fault::CutAfterTokens);
+    let cut = ask("cut", &[]);
+    assert_eq!(cut.body["fallback_used"], true, "{name}: {}", cut.body);
+    faulty.set(Fault::Paced(Duration::from_millis(1)));
+    let private = ask("private", &[("cache-control", "no-store")]);
+    assert_eq!(private.body["response"], PACED_ANSWER, "{name}");
+    let kept = ask("kept", &[]);
+    assert_eq!(
+        x_cache(&kept),
+        "MISS",
+        "{name}: a cut or no-store answer was kept"
+    );
+    let before = faulty.requests();
+    let hit = ask("hit", &[]);
+    assert_eq!(x_cache(&hit), "HIT", "{name}: {}", hit.body);
+    assert_eq!(hit.body["response"], PACED_ANSWER, "{name}");
+    assert_eq!(
+        faulty.requests(),
+        before,
+        "{name}: a hit called the backend"
+    );
+    assert_eq!(
+        x_cache(&ask("fresh", &[("cache-control", "no-cache")])),
+        "BYPASS"
+    );
+    assert_eq!(faulty.requests(), before + 1, "{name}");
 }
 
 /// A streamed turn: deltas, a summary, `[DONE]`; history holds the deltas.
@@ -251,6 +395,7 @@ fn full_mode_through_the_chain_and_every_fault_ends_in_a_reply() {
     let mut vllm = vllm;
 
     let mut edges = Vec::new();
+    let mut cache_edges = Vec::new();
     for launcher in LAUNCHERS {
         let name = format!("{launcher:?}");
         // A generous budget: the first call also warms vLLM on a shared 2-core machine.
@@ -302,7 +447,7 @@ fn full_mode_through_the_chain_and_every_fault_ends_in_a_reply() {
         assert_eq!(info.body["inference_engine"], "vLLM", "{name}");
 
         // A backend that misbehaves in ways gpu-backend itself never does.
-        let vars = full_mode_vars(&faulty.url(), "unused", "1000");
+        let vars = with_cache(full_mode_vars(&faulty.url(), "unused", "1000"), "1");
         let (faulty_edge, faulty_client) = start_edge(launcher, &format!("faulty-{name}"), &vars);
         let user = format!("faults-{name}");
         faulty.set(Fault::SlowFirstToken(Duration::from_secs(4)));
@@ -332,7 +477,13 @@ fn full_mode_through_the_chain_and_every_fault_ends_in_a_reply() {
             text.starts_with(CUT_PREFIX) && text.len() > CUT_PREFIX.len() + 10,
             "{name} cut: {text}"
         );
+        cut_and_private_answers_are_not_kept(&faulty_client, &faulty, &name);
         drop(faulty_edge);
+
+        let vars = with_cache(full_mode_vars(&backend.url(), &backend.key, "20000"), "2");
+        let (cache_edge, cache_client) = start_edge(launcher, &format!("cache-{name}"), &vars);
+        cached_answers_from_the_model(&cache_client, &backend, &name);
+        cache_edges.push((name.clone(), cache_edge, cache_client));
         edges.push((name, edge, client));
     }
 
@@ -373,5 +524,28 @@ fn full_mode_through_the_chain_and_every_fault_ends_in_a_reply() {
             health.body
         );
         assert_eq!(health.body["inference_engine"], "minimal", "{name}");
+    }
+    // gpu-backend stopped: a cached question still gets a model's answer, as a fallback; an
+    // uncached one the rule reply.
+    for (name, _, client) in &cache_edges {
+        let answer = turn(client, &format!("gone-{name}"), "Tell me a joke.", name);
+        assert_eq!(answer.body["cached"], true, "{name}: {}", answer.body);
+        assert_eq!(answer.body["fallback_used"], true, "{name}");
+        assert_eq!(
+            answer.body["model_info"]["inference_engine"], "vLLM",
+            "{name}"
+        );
+        let answer = turn(
+            client,
+            &format!("gone-2-{name}"),
+            "what is the capital of peru",
+            name,
+        );
+        assert_eq!(answer.body["cached"], false, "{name}: {}", answer.body);
+        assert_eq!(answer.body["fallback_used"], true, "{name}");
+        assert_eq!(
+            answer.body["model_info"]["inference_engine"], "minimal",
+            "{name}"
+        );
     }
 }
