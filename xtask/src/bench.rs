@@ -80,6 +80,20 @@ pub(crate) fn bench_full(extra: &[String]) -> Result<(), String> {
         .env("EINDR_TINY_MODEL", &model))
 }
 
+/// Cached model answers: CLINC150 small talk replayed with Zipf popularity through full mode,
+/// cache off and in `serve` mode (bench/src/bin/cache_replay.rs).
+pub(crate) fn bench_cache(extra: &[String]) -> Result<(), String> {
+    build_worker()?;
+    run(cargo().args(["build", "--release", "-p", "gpu-backend", "--bins"]))?;
+    let python = ensure_vllm()?;
+    let data = test_data_dir();
+    let model = ensure_tiny_model(&python, &data)?;
+    run(load_driver("cache_replay", extra)
+        .env("EINDR_VLLM_PYTHON", &python)
+        .env("EINDR_TINY_MODEL", &model)
+        .env("EINDR_TEST_DATA", &data))
+}
+
 /// The CPU engine against PyTorch fp32 eager on bloom-560m's shape (random weights made by
 /// the project's script, exported once; ~6 GB under target/models): prefill, decode tokens/s,
 /// peak RSS, each in its own process, one after the other.

@@ -19,7 +19,7 @@ use std::env;
 use std::process::ExitCode;
 
 use crate::bench::{
-    bench, bench_backend, bench_cpu, bench_edge, bench_full, eval_understanding, soak,
+    bench, bench_backend, bench_cache, bench_cpu, bench_edge, bench_full, eval_understanding, soak,
 };
 use crate::builds::{build_spin, build_worker};
 use crate::dev::{dev, dev_full, dev_native, dev_spin};
@@ -44,11 +44,12 @@ fn main() -> ExitCode {
         Some("bench-edge") => bench_edge(&args[1..]),
         Some("bench-backend") => bench_backend(&args[1..]),
         Some("bench-full") => bench_full(&args[1..]),
+        Some("bench-cache") => bench_cache(&args[1..]),
         Some("bench-cpu") => bench_cpu(&args[1..]),
         Some("eval-understanding") => eval_understanding(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin|native] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cpu [decode tokens] | eval-understanding FILE [--split S] [--oos-split S] | build-worker | build-spin | build-image | fuzz [seconds per target] | soak [minutes] [workerd|spin|native]>"
+                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin|native] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cache [requests] | bench-cpu [decode tokens] | eval-understanding FILE [--split S] [--oos-split S] | build-worker | build-spin | build-image | fuzz [seconds per target] | soak [minutes] [workerd|spin|native]>"
             );
             return ExitCode::from(2);
         }
