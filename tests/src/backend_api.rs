@@ -86,6 +86,15 @@ impl Api {
             .collect()
     }
 
+    /// Chat requests gpu-backend has served (every outcome), from its `/metrics`.
+    pub fn chat_requests(&self) -> u64 {
+        let (_, text) = self.get("/metrics");
+        text.lines()
+            .filter(|l| l.starts_with("gpu_backend_requests_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
     /// `/health` as JSON (whatever its status).
     pub fn health(&self) -> Value {
         serde_json::from_str(&self.get("/health").1).unwrap()

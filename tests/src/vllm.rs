@@ -184,6 +184,22 @@ impl Backend {
         Self::start_binary(&Self::debug_binary(), vllm_urls, env)
     }
 
+    /// The release build (what the benchmarks measure) in front of `vllm_urls`, once its
+    /// `/health` answers.
+    pub fn start_release_ready(vllm_urls: &[String], env: &[(&str, &str)]) -> Self {
+        let backend = Self::start_binary(
+            &crate::target_dir().join("release/gpu-backend"),
+            vllm_urls,
+            env,
+        );
+        wait_healthy(
+            &format!("{}/health", backend.url()),
+            Duration::from_secs(60),
+            "gpu-backend",
+        );
+        backend
+    }
+
     /// `target/debug/gpu-backend`, which `cargo xtask test` builds.
     pub fn debug_binary() -> PathBuf {
         crate::target_dir().join("debug/gpu-backend")

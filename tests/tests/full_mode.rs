@@ -92,15 +92,6 @@ fn with_cache(mut vars: Vec<(String, String)>, pool_size: &str) -> Vec<(String, 
     vars
 }
 
-/// Chat requests gpu-backend has served, from its `/metrics`.
-fn backend_chat_requests(backend: &Backend) -> u64 {
-    let (_, text) = Api::new(backend).get("/metrics");
-    text.lines()
-        .filter(|l| l.starts_with("gpu_backend_requests_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
 fn x_cache(answer: &Answer) -> &str {
     answer.header("x-cache").unwrap_or("none")
 }
@@ -144,7 +135,7 @@ fn cached_answers_from_the_model(client: &Client, backend: &Backend, name: &str)
         }
     }
     assert!(filled, "{name}: the pool never filled");
-    let before = backend_chat_requests(backend);
+    let before = Api::new(backend).chat_requests();
     for _ in 0..3 {
         let answer = turn(client, &fresh(), "Hello there!", name);
         assert_eq!(x_cache(&answer), "HIT", "{name}: {}", answer.body);
@@ -156,7 +147,7 @@ fn cached_answers_from_the_model(client: &Client, backend: &Backend, name: &str)
         );
     }
     assert_eq!(
-        backend_chat_requests(backend),
+        Api::new(backend).chat_requests(),
         before,
         "{name}: a hit called gpu-backend"
     );
@@ -174,7 +165,7 @@ fn cached_answers_from_the_model(client: &Client, backend: &Backend, name: &str)
     );
     assert_eq!(x_cache(&no_cache), "BYPASS", "{name}");
     assert_eq!(
-        backend_chat_requests(backend),
+        Api::new(backend).chat_requests(),
         before + 2,
         "{name}: history and no-cache turns go to gpu-backend"
     );

@@ -11,13 +11,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use e2e::Runtime;
 use e2e::backend_api::Api;
 use e2e::client::Client;
 use e2e::local::{Launcher, LocalRuntime};
-use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, Vllm, wait_healthy};
+use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, Vllm};
 use edge_core::understanding::TurnKind;
 
 const ZIPF_S: f64 = 1.0;
@@ -76,15 +76,6 @@ fn percentile(samples: &[f64], p: f64) -> f64 {
     sorted[((p / 100.0) * (sorted.len() - 1) as f64).round() as usize]
 }
 
-/// Chat requests gpu-backend has served, from its `/metrics`.
-fn backend_calls(backend: &Backend) -> u64 {
-    let (_, text) = Api::new(backend).get("/metrics");
-    text.lines()
-        .filter(|l| l.starts_with("gpu_backend_requests_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
 struct Replay {
     /// Milliseconds of every turn, and of the hits alone.
     all_ms: Vec<f64>,
@@ -105,7 +96,7 @@ fn replay(
     run: &str,
 ) -> Replay {
     let client = Client::new(&edge.base_url(), edge.secret());
-    let calls_before = backend_calls(backend);
+    let calls_before = Api::new(backend).chat_requests();
     let mut result = Replay {
         all_ms: Vec::new(),
         hit_ms: Vec::new(),
@@ -138,7 +129,7 @@ fn replay(
             result.fallbacks += 1;
         }
     }
-    result.backend_calls = backend_calls(backend) - calls_before;
+    result.backend_calls = Api::new(backend).chat_requests() - calls_before;
     result
 }
 
@@ -180,16 +171,7 @@ fn main() {
 
     let vllm = Vllm::start();
     vllm.wait();
-    let backend = Backend::start_binary(
-        &e2e::target_dir().join("release/gpu-backend"),
-        &[vllm.url()],
-        &[("CHAT_TEMPERATURE", TEMPERATURE)],
-    );
-    wait_healthy(
-        &format!("{}/health", backend.url()),
-        Duration::from_secs(60),
-        "gpu-backend",
-    );
+    let backend = Backend::start_release_ready(&[vllm.url()], &[("CHAT_TEMPERATURE", TEMPERATURE)]);
     // Warm vLLM and the worker off the clock.
     let warm = edge("cache-warm", &backend, "off");
     replay(&warm, &backend, &utterances, &order[..5], "full", "warm");

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use e2e::Runtime;
 use e2e::client::Client;
 use e2e::local::{Launcher, LocalRuntime};
-use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, Vllm, wait_healthy};
+use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, Vllm};
 use edge_core::pii::PiiStream;
 use eindr_bench::load::{LoadShape, post_script, wrk};
 
@@ -134,18 +134,9 @@ fn main() {
 
     let vllm = Vllm::start();
     vllm.wait();
-    // The release build, as operators run it (`cargo xtask bench-full` builds it).
-    let backend = Backend::start_binary(
-        &e2e::target_dir().join("release/gpu-backend"),
-        &[vllm.url()],
-        // The edge's settings, so gpu-backend does not lower the temperature it is sent.
-        &[("CHAT_TEMPERATURE", TEMPERATURE)],
-    );
-    wait_healthy(
-        &format!("{}/health", backend.url()),
-        Duration::from_secs(60),
-        "gpu-backend",
-    );
+    // The release build, as operators run it (`cargo xtask bench-full` builds), with the
+    // edge's settings, so gpu-backend does not lower the temperature it is sent.
+    let backend = Backend::start_release_ready(&[vllm.url()], &[("CHAT_TEMPERATURE", TEMPERATURE)]);
     let max_len = MAX_MODEL_LEN.to_string();
     let edge = LocalRuntime::start(
         Launcher::Miniflare,
