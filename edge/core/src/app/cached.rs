@@ -82,7 +82,10 @@ impl EdgeApp {
         turn: &TurnRequest,
         svc: &Services<'_, S, O>,
     ) -> Prepared {
-        let conversation = match self.read_conversation(&turn.user, svc).await {
+        let read = self.read_conversation(&turn.user, svc).await;
+        // Only a history read and found empty makes a history-free prompt.
+        let history_free = read.as_ref().is_ok_and(|c| c.turns.is_empty());
+        let conversation = match read {
             Ok(conversation) => Ok(conversation),
             Err(ApiError::Store(e)) => Err(BackendFailure::Store(e.to_string())),
             // Unreadable history is reported when the turn is stored; the backend answers
@@ -90,7 +93,6 @@ impl EdgeApp {
             Err(_) => Ok(Conversation::default()),
         };
         let settings = &self.config.cache;
-        let history_free = conversation.as_ref().is_ok_and(|c| c.turns.is_empty());
         let context = turn.context.as_ref();
         let mut cache = CacheLookup::default();
         if settings.mode == CacheMode::Off || !history_free || is_personal(context) {
