@@ -4,10 +4,12 @@
 use std::process::Command;
 
 use crate::builds::{build_spin, build_worker};
-use crate::cmd::{cargo, output, run, test_data_dir};
+use crate::cmd::{cargo, output, root, run, test_data_dir};
 use crate::image::build_edge_image;
 use crate::models::{ensure_tiny_model, ensure_tiny_onnx};
-use crate::tools::{WASM_TARGETS, ensure_test_packages, ensure_vllm, ensure_wasm_targets};
+use crate::tools::{
+    WASM_TARGETS, ensure_cargo_deny, ensure_test_packages, ensure_vllm, ensure_wasm_targets,
+};
 
 /// Crates that would tie the core to one deployment platform or runtime. (WASI and
 /// wasm-bindgen shims that jwt-simple's clock and RNG pull in per target are not platforms.)
@@ -35,6 +37,10 @@ pub(crate) fn test() -> Result<(), String> {
         run(cargo().args(["check", "-p", "edge-core", "--target", target]))?;
     }
     check_core_is_platform_free()?;
+    // Licences, banned duplicates and sources of every dependency, by deny.toml.
+    run(Command::new(ensure_cargo_deny()?)
+        .current_dir(root())
+        .args(["check", "licenses", "bans", "sources"]))?;
     build_worker()?;
     build_spin()?;
     let data = test_data_dir();
