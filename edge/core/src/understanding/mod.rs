@@ -31,9 +31,10 @@ pub const UPSTREAM_MIN_CONFIDENCE: f64 = 0.5;
 
 /// Small talk needs more confidence than the model's out-of-scope threshold: a wrong small-talk
 /// reply ("I was made by the Eindr team" to a question about a president) misleads, while the
-/// general reply to real small talk only disappoints. Chosen on `val`: other utterances
-/// answered as small talk 0.75 → 0.50 %, small talk with its own reply 95.0 → 94.0 %.
-pub const SMALL_TALK_MIN_CONFIDENCE: f32 = 0.25;
+/// general reply to real small talk only disappoints. Chosen on `val`: the most small talk
+/// with its own reply (283 of 300 from 0.09 to 0.25) and the fewest other utterances answered
+/// as small talk below 0.5 % (0.10: 15 of 2,800; 0.15: 13; 0.20: 10).
+pub const SMALL_TALK_MIN_CONFIDENCE: f32 = 0.2;
 
 /// The embedded model, parsed once per instance.
 pub fn model() -> Result<&'static IntentModel<'static>, &'static ModelError> {
@@ -136,6 +137,7 @@ mod tests {
         assert_eq!(reading.intent, "tell_joke");
         assert_eq!(reading.kind, TurnKind::SmallTalk(SmallTalk::Joke));
         assert!(reading.confidence > 0.5, "{reading:?}");
-        assert_eq!(read("asdf qwerty zxcv", None).kind, TurnKind::OutOfScope);
+        let question = read("how many moons does jupiter have", None);
+        assert_eq!(question.kind, TurnKind::OutOfScope);
     }
 }
