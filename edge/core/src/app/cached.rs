@@ -12,7 +12,6 @@ use crate::history::Conversation;
 use crate::http::HttpRequest;
 use crate::platform::{ConversationStore, Outbound, Services};
 use crate::response_cache::{self, CacheMode, CachedAnswer, Pool};
-use crate::understanding;
 
 /// The response header that says how the cache took part in a turn.
 pub const CACHE_HEADER: &str = "x-cache";
@@ -60,12 +59,17 @@ pub(super) struct CacheLookup {
 }
 
 impl CacheLookup {
-    pub fn header(&self) -> &'static str {
+    /// How the cache took part: the `x-cache` value and the log's outcome.
+    fn took_part(&self) -> (&'static str, &'static str) {
         match (self.hit, self.read) {
-            (true, _) => "HIT",
-            (false, true) => "MISS",
-            (false, false) => "BYPASS",
+            (true, _) => ("HIT", "hit"),
+            (false, true) => ("MISS", "miss"),
+            (false, false) => ("BYPASS", "bypass"),
         }
+    }
+
+    pub fn header(&self) -> &'static str {
+        self.took_part().0
     }
 }
 
@@ -103,7 +107,7 @@ impl EdgeApp {
             };
         }
         // The intent gpu-backend hears: the client's, else the edge's reading.
-        let reading = understanding::read(&turn.message, context);
+        let reading = turn.reading();
         let intent = context
             .and_then(|c| c.intent.as_deref())
             .unwrap_or(reading.intent);
@@ -119,11 +123,7 @@ impl EdgeApp {
             };
             cache.hit = settings.mode == CacheMode::Serve && cache.pool.len() >= settings.pool_size;
         }
-        let outcome = match cache.header() {
-            "HIT" => "hit",
-            "MISS" => "miss",
-            _ => "bypass",
-        };
+        let outcome = cache.took_part().1;
         tracing::info!(target: "cache", outcome, "cache looked up");
         cache.key = Some(key);
         Prepared {

@@ -3,6 +3,8 @@
 //! and the exchange stored in the user's history exactly as the user received it. A streamed
 //! answer's sink is the client's event stream; a whole answer's sink collects.
 
+use std::sync::OnceLock;
+
 use eindr_contract::InferenceEngine;
 
 use super::body::{parse_openai, parse_respond};
@@ -18,7 +20,7 @@ use crate::http::HttpRequest;
 use crate::platform::{ConversationStore, Outbound, Services};
 use crate::replies::{Reply, closing_sentence, minimal_reply};
 use crate::response_cache::CachedAnswer;
-use crate::understanding::{self, Reading};
+use crate::understanding::{self, Prediction, Reading};
 
 /// One turn, from either API, ready to be answered.
 pub struct TurnRequest {
@@ -33,6 +35,20 @@ pub struct TurnRequest {
     pub(super) cache_control: CacheControl,
     /// Read before the head goes out (full-mode turns): the conversation and the cache.
     pub(super) prepared: Option<Prepared>,
+    /// The intent model's prediction, made at most once: a cacheable turn needs it for the
+    /// cache key before the head and for the reply after.
+    pub(super) prediction: OnceLock<Option<Prediction<'static>>>,
+}
+
+impl TurnRequest {
+    /// How the turn is understood (the upstream intent, else the model's reading).
+    pub(super) fn reading(&self) -> Reading<'_> {
+        understanding::read_with(self.context.as_ref(), || {
+            *self
+                .prediction
+                .get_or_init(|| understanding::understand(&self.message))
+        })
+    }
 }
 
 /// Where a turn's answer goes as it is made.
@@ -107,6 +123,7 @@ impl EdgeApp {
             request_id: request_id.to_owned(),
             cache_control: CacheControl::of(req),
             prepared: None,
+            prediction: OnceLock::new(),
         };
         self.take_turn(turn, svc).await
     }
@@ -141,6 +158,7 @@ impl EdgeApp {
             request_id: request_id.to_owned(),
             cache_control: CacheControl::of(req),
             prepared: None,
+            prediction: OnceLock::new(),
         };
         self.take_turn(turn, svc).await
     }
@@ -181,7 +199,7 @@ impl EdgeApp {
     ) -> Result<TurnOutcome, ApiError> {
         let roll = svc.random.next_u64();
         let context = turn.context.as_ref();
-        let reading = understanding::read(&turn.message, context);
+        let reading = turn.reading();
         let prepared = turn.prepared.as_ref();
         let hit = prepared.is_some_and(|p| p.cache.hit);
         let answered = match prepared {

@@ -61,6 +61,15 @@ pub struct Reading<'a> {
 /// confidence and a name minimal mode has replies for; otherwise the model's (out of scope
 /// below its threshold, and small talk below [`SMALL_TALK_MIN_CONFIDENCE`]).
 pub fn read<'a>(message: &str, context: Option<&'a ChatContext>) -> Reading<'a> {
+    read_with(context, || understand(message))
+}
+
+/// [`read`] with the model's prediction supplied by the caller (run only when the upstream
+/// intent does not decide), for a turn that needs its reading more than once.
+pub fn read_with<'a>(
+    context: Option<&'a ChatContext>,
+    predict: impl FnOnce() -> Option<Prediction<'static>>,
+) -> Reading<'a> {
     if let Some((context, intent)) =
         context.and_then(|c| c.intent.as_deref().map(|intent| (c, intent)))
     {
@@ -77,7 +86,7 @@ pub fn read<'a>(message: &str, context: Option<&'a ChatContext>) -> Reading<'a> 
             };
         }
     }
-    match understand(message) {
+    match predict() {
         Some(prediction) => {
             let kind = TurnKind::of(prediction.intent).unwrap_or(TurnKind::OutOfScope);
             let unsure_small_talk =
