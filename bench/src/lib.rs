@@ -5,5 +5,6 @@
 // Benchmark support: a failure here is a failed run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod full_edge;
 pub mod load;
 pub mod rate;

@@ -16,12 +16,12 @@ use std::time::Instant;
 use e2e::Runtime;
 use e2e::backend_api::Api;
 use e2e::client::Client;
-use e2e::local::{Launcher, LocalRuntime};
-use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, Vllm};
+use e2e::local::LocalRuntime;
+use e2e::vllm::{Backend, Vllm};
 use edge_core::understanding::TurnKind;
+use eindr_bench::full_edge::{TEMPERATURE, start_full_edge};
 
 const ZIPF_S: f64 = 1.0;
-const TEMPERATURE: &str = "2.0";
 
 /// CLINC150's small-talk `val` utterances (Larson et al., 2019, CC BY 3.0).
 fn small_talk_utterances() -> Vec<String> {
@@ -134,22 +134,11 @@ fn replay(
 }
 
 fn edge(name: &str, backend: &Backend, cache_mode: &str) -> LocalRuntime {
-    let max_len = MAX_MODEL_LEN.to_string();
-    LocalRuntime::start(
-        Launcher::Miniflare,
+    start_full_edge(
         name,
+        backend,
         &[
-            ("MINIMAL_MODE", "false"),
-            ("BACKEND_URL", &backend.url()),
-            ("BACKEND_API_KEY", &backend.key),
-            ("BACKEND_FIRST_TOKEN_TIMEOUT_MS", "20000"),
             ("BACKEND_BREAKER_FAILURES", "1000"),
-            ("CHAT_MODEL_NAME", MODEL),
-            ("CHAT_TEMPERATURE", TEMPERATURE),
-            ("CHAT_MAX_TOKENS", "16"),
-            ("VLLM_MAX_MODEL_LEN", &max_len),
-            ("RATE_LIMIT_PER_MINUTE", "1000000"),
-            ("RATE_LIMIT_BURST", "1000000"),
             ("CACHE_MODE", cache_mode),
         ],
     )

@@ -19,14 +19,12 @@ use std::time::{Duration, Instant};
 
 use e2e::Runtime;
 use e2e::client::Client;
-use e2e::local::{Launcher, LocalRuntime};
-use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, Vllm};
+use e2e::vllm::{Backend, MODEL, Vllm};
 use edge_core::pii::PiiStream;
+use eindr_bench::full_edge::{TEMPERATURE, start_full_edge};
 use eindr_bench::load::{LoadShape, post_script, wrk};
 
 const QUESTION: &str = "Can you help me plan my day?";
-/// One sampling temperature on every path, so each asks vLLM for the same work.
-const TEMPERATURE: &str = "2.0";
 
 /// The JSON `data:` payloads of an SSE stream as they arrive, up to `[DONE]`.
 fn sse_json(reader: impl std::io::Read) -> impl Iterator<Item = serde_json::Value> {
@@ -137,26 +135,9 @@ fn main() {
     // The release build, as operators run it (`cargo xtask bench-full` builds), with the
     // edge's settings, so gpu-backend does not lower the temperature it is sent.
     let backend = Backend::start_release_ready(&[vllm.url()], &[("CHAT_TEMPERATURE", TEMPERATURE)]);
-    let max_len = MAX_MODEL_LEN.to_string();
-    let edge = LocalRuntime::start(
-        Launcher::Miniflare,
-        "bench-full",
-        &[
-            ("MINIMAL_MODE", "false"),
-            ("BACKEND_URL", &backend.url()),
-            ("BACKEND_API_KEY", &backend.key),
-            ("BACKEND_FIRST_TOKEN_TIMEOUT_MS", "20000"),
-            ("CHAT_MODEL_NAME", MODEL),
-            ("CHAT_TEMPERATURE", TEMPERATURE),
-            ("CHAT_MAX_TOKENS", "16"),
-            ("VLLM_MAX_MODEL_LEN", &max_len),
-            ("RATE_LIMIT_PER_MINUTE", "1000000"),
-            ("RATE_LIMIT_BURST", "1000000"),
-            // The throughput run's one user sends its previous exchange along (the timed
-            // turns clear their history first).
-            ("HISTORY_MAX_TURNS", "2"),
-        ],
-    );
+    // The throughput run's one user sends its previous exchange along (the timed turns clear
+    // their history first).
+    let edge = start_full_edge("bench-full", &backend, &[("HISTORY_MAX_TURNS", "2")]);
     let client = Client::new(&edge.base_url(), edge.secret());
     let prompt = format!(
         "You are Eindr, a friendly voice assistant. Answer in one or two short, spoken sentences.\nUser: {QUESTION}\nAssistant:"
