@@ -25,7 +25,7 @@ use crate::builds::{build_spin, build_worker};
 use crate::dev::{dev, dev_full, dev_native, dev_spin};
 use crate::fuzz::fuzz;
 use crate::image::build_edge_image;
-use crate::models::train_intent;
+use crate::models::{measure_teacher, train_intent};
 use crate::test_suite::test;
 
 fn main() -> ExitCode {
@@ -49,9 +49,10 @@ fn main() -> ExitCode {
         Some("bench-cpu") => bench_cpu(&args[1..]),
         Some("eval-understanding") => eval_understanding(&args[1..]),
         Some("train-intent") => train_intent(),
+        Some("measure-teacher") => measure_teacher(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin|native] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cache [requests] | bench-cpu [decode tokens] | eval-understanding FILE [--split S] [--oos-split S] | train-intent | build-worker | build-spin | build-image | fuzz [seconds per target] | soak [minutes] [workerd|spin|native]>"
+                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin|native] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cache [requests] | bench-cpu [decode tokens] | eval-understanding FILE [--split S] [--oos-split S] | train-intent | measure-teacher | build-worker | build-spin | build-image | fuzz [seconds per target] | soak [minutes] [workerd|spin|native]>"
             );
             return ExitCode::from(2);
         }

@@ -76,13 +76,34 @@ pub(crate) fn ensure_teacher(python: &Path) -> Result<PathBuf, String> {
 /// `cargo xtask train-intent`: retrains minimal mode's intent model from CLINC150 with the
 /// teacher, writing `models/intent/` (deterministic: the same bytes each run).
 pub(crate) fn train_intent() -> Result<(), String> {
+    run_with_teacher("models/train_intent.py", |script, clinc, teacher| {
+        script
+            .arg(clinc)
+            .arg(root().join("models/intent"))
+            .arg("--teacher")
+            .arg(teacher);
+    })
+}
+
+/// `cargo xtask measure-teacher`: fine-tunes the teacher's encoder on CLINC150 and prints its
+/// figures on `val` and what it would cost the edge (size, time a message): the other side of
+/// issue 16's small-talk target.
+pub(crate) fn measure_teacher() -> Result<(), String> {
+    run_with_teacher("models/measure_teacher.py", |script, clinc, teacher| {
+        script.arg(clinc).arg(teacher);
+    })
+}
+
+/// Runs a script of `models/` in the test virtualenv with CLINC150's folder and the teacher's
+/// (fetched once).
+fn run_with_teacher(
+    script: &str,
+    args: impl FnOnce(&mut Command, &Path, &Path),
+) -> Result<(), String> {
     let python = ensure_vllm()?;
     let teacher = ensure_teacher(&python)?;
-    let root = root();
-    run(Command::new(&python)
-        .arg(root.join("models/train_intent.py"))
-        .arg(test_data_dir().join("clinc150"))
-        .arg(root.join("models/intent"))
-        .arg("--teacher")
-        .arg(&teacher))
+    let mut command = Command::new(&python);
+    command.arg(root().join(script));
+    args(&mut command, &test_data_dir().join("clinc150"), &teacher);
+    run(&mut command)
 }
