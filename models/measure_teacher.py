@@ -14,8 +14,8 @@ other utterances it calls small talk, then the size of its weights as int8 with 
 row (gzip -9) and its time per message in PyTorch on one core. Taught from this encoder, the
 student did not get better (see docs/decisions/0006-intent-model-in-the-edge.md).
 
-Takes ~10 min on two cores (4 epochs, seed 7). In two runs (the other with the head drawn
-before the encoder loaded) the small-talk figure was 290 and 292 of 300.
+Takes ~10 min on two cores (4 epochs, seed 7). Over two runs (the earlier one with its steps in
+another order, so other random draws) the small-talk figure was 290 and 292 of 300.
 """
 
 import argparse
