@@ -20,14 +20,14 @@ another order, so other random draws) the small-talk figure was 290 and 292 of 3
 
 import argparse
 import gzip
-import json
 import random
 import time
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 from transformers import AutoModel, AutoTokenizer
+
+from train_intent import load_clinc
 
 SMALL_TALK = set(
     "greeting goodbye thank_you tell_joke fun_fact meaning_of_life what_is_your_name "
@@ -68,11 +68,7 @@ def main():
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
 
-    data = json.loads((Path(args.clinc) / "train_val.json").read_text())
-    train = data["train"] + data["oos_train"]
-    val = data["val"] + data["oos_val"]
-    labels = sorted({label for _, label in train})
-    index = {label: i for i, label in enumerate(labels)}
+    train, val, labels, index = load_clinc(args.clinc)
     tokenizer = AutoTokenizer.from_pretrained(args.encoder)
     encoder = AutoModel.from_pretrained(args.encoder)
     head = nn.Linear(encoder.config.hidden_size, len(labels))

@@ -213,6 +213,17 @@ def scores(probs, gold, labels, oos, threshold):
     return acc, rec
 
 
+def load_clinc(clinc_dir):
+    """CLINC150's fitting (`train` + `oos_train`) and selection (`val` + `oos_val`) utterances
+    as (text, intent) pairs, its 151 labels in order, and each label's index."""
+    data = json.loads((Path(clinc_dir) / "train_val.json").read_text())
+    train = data["train"] + data["oos_train"]
+    val = data["val"] + data["oos_val"]
+    labels = sorted({label for _, label in train})
+    assert "oos" in labels and len(labels) == 151, len(labels)
+    return train, val, labels, {label: i for i, label in enumerate(labels)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("clinc")
@@ -232,12 +243,7 @@ def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
 
-    data = json.loads((Path(args.clinc) / "train_val.json").read_text())
-    train = data["train"] + data["oos_train"]
-    val = data["val"] + data["oos_val"]
-    labels = sorted({label for _, label in train})
-    assert "oos" in labels and len(labels) == 151, len(labels)
-    index = {label: i for i, label in enumerate(labels)}
+    train, val, labels, index = load_clinc(args.clinc)
     oos = index["oos"]
     # (bucket ids, gold class or None, teacher distribution or None)
     gold_examples = [(bucket_ids(t), index[l], None) for t, l in train]
