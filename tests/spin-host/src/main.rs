@@ -23,7 +23,7 @@ use clap::Parser;
 use hyper::server::conn::http1;
 use tokio::net::TcpListener;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::io::TokioIo;
@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<()> {
         variables: config.variables,
     });
 
-    let engine = Engine::new(&Config::new())?;
+    let engine = engine()?;
     let component = Component::from_file(&engine, &source).map_err(|e| {
         anyhow::Error::from(e).context(format!("load component {}", source.display()))
     })?;
@@ -101,6 +101,40 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(serve(args.listen, pre, shared))
+}
+
+/// Wasmtime as `spin up` configures it: Spin's pooling instance allocator with Spin's sizes
+/// (spin-core's `Config::default`): a memory slot reused, its first 2 MiB kept resident,
+/// rather than a new mapping per request. (On `bench-edge spin` here the two allocators
+/// measured alike, within the noise.) Where the address space can't hold the pool, or with `SPIN_WASMTIME_POOLING=0`
+/// (Spin's own switch), on-demand allocation, as Spin falls back to.
+fn engine() -> anyhow::Result<Engine> {
+    if std::env::var("SPIN_WASMTIME_POOLING").is_ok_and(|v| v == "0") {
+        return Ok(Engine::new(&Config::new())?);
+    }
+    const MIB: usize = 1 << 20;
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(1_000)
+        .max_component_instance_size(10 * MIB)
+        .max_core_instance_size(10 * MIB)
+        .max_core_instances_per_component(200)
+        .max_tables_per_component(20)
+        .table_elements(100_000)
+        .max_memories_per_component(32)
+        .total_memories(1_000)
+        .total_tables(2_000)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(2 * MIB)
+        .table_keep_resident(MIB / 2);
+    let mut config = Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    Engine::new(&config)
+        .or_else(|e| {
+            eprintln!("spin-test-host: no pooling allocator ({e}); instances allocated on demand");
+            Engine::new(&Config::new())
+        })
+        .map_err(anyhow::Error::from)
 }
 
 async fn serve(
