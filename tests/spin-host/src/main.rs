@@ -105,12 +105,13 @@ fn main() -> anyhow::Result<()> {
 
 /// Wasmtime as `spin up` configures it: Spin's pooling instance allocator with Spin's sizes
 /// (spin-core's `Config::default`): a memory slot reused, its first 2 MiB kept resident,
-/// rather than a new mapping per request. (On `bench-edge spin` here the two allocators
-/// measured alike, within the noise.) Where the address space can't hold the pool, or with `SPIN_WASMTIME_POOLING=0`
-/// (Spin's own switch), on-demand allocation, as Spin falls back to.
+/// rather than a new mapping per request (on `bench-edge spin` here the two measured alike).
+/// With `SPIN_WASMTIME_POOLING=0` (Spin's own switch), or where the address space can't hold
+/// the pool, instances are allocated on demand, as Spin falls back to.
 fn engine() -> anyhow::Result<Engine> {
+    let on_demand = || Engine::new(&Config::new()).map_err(anyhow::Error::from);
     if std::env::var("SPIN_WASMTIME_POOLING").is_ok_and(|v| v == "0") {
-        return Ok(Engine::new(&Config::new())?);
+        return on_demand();
     }
     const MIB: usize = 1 << 20;
     let mut pooling = PoolingAllocationConfig::default();
@@ -129,12 +130,10 @@ fn engine() -> anyhow::Result<Engine> {
         .table_keep_resident(MIB / 2);
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    Engine::new(&config)
-        .or_else(|e| {
-            eprintln!("spin-test-host: no pooling allocator ({e}); instances allocated on demand");
-            Engine::new(&Config::new())
-        })
-        .map_err(anyhow::Error::from)
+    Engine::new(&config).or_else(|e| {
+        eprintln!("spin-test-host: no pooling allocator ({e}); instances allocated on demand");
+        on_demand()
+    })
 }
 
 async fn serve(
