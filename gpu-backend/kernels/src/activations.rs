@@ -1,0 +1,129 @@
+//! Activation vectors prepared for a matrix of one precision: padded to the matrix's stride,
+//! and for the integer kernels quantized to int8 with one scale per token.
+
+use crate::matrix::{q4_position, to_bf16};
+use crate::{COLUMN_ALIGN, KernelError, Precision, Q4_BLOCK};
+
+pub struct Activations {
+    precision: Precision,
+    tokens: usize,
+    cols: usize,
+    stride: usize,
+    pub(crate) data: ActivationData,
+}
+
+pub(crate) enum ActivationData {
+    F32(Vec<f32>),
+    Bf16(Vec<u16>),
+    /// For int8 weights: `q + 128` as unsigned bytes (`vpdpbusd` multiplies unsigned by
+    /// signed), `x ≈ q * scale[token]`.
+    Int8 {
+        q: Vec<u8>,
+        scales: Vec<f32>,
+    },
+    /// For 4-bit weights, whose nibbles are the unsigned side: `q` signed, in the weights'
+    /// register order ([`q4_position`]), and per token and pair of blocks sixteen lanes holding
+    /// `-8 * sum(q)` of each block (lane 0 the first block's, lane 1 the second's) to start
+    /// the integer sums from.
+    Q8 {
+        q: Vec<i8>,
+        scales: Vec<f32>,
+        offsets: Vec<i32>,
+    },
+}
+
+impl Activations {
+    /// `x` holds `tokens` rows of `cols` values.
+    pub fn prepare(precision: Precision, x: &[f32], cols: usize) -> Result<Self, KernelError> {
+        if cols == 0 || !x.len().is_multiple_of(cols) {
+            return Err(KernelError::Shape { got: x.len(), cols });
+        }
+        let tokens = x.len() / cols;
+        let stride = cols.div_ceil(COLUMN_ALIGN) * COLUMN_ALIGN;
+        let rows = x.chunks_exact(cols);
+        let data = match precision {
+            Precision::F32 => {
+                let mut out = vec![0.0; tokens * stride];
+                for (dst, row) in out.chunks_exact_mut(stride).zip(rows) {
+                    dst[..cols].copy_from_slice(row);
+                }
+                ActivationData::F32(out)
+            }
+            Precision::Bf16 => {
+                let mut out = vec![0; tokens * stride];
+                for (dst, row) in out.chunks_exact_mut(stride).zip(rows) {
+                    for (d, &v) in dst.iter_mut().zip(row) {
+                        *d = to_bf16(v);
+                    }
+                }
+                ActivationData::Bf16(out)
+            }
+            Precision::Int8 => {
+                let mut q = vec![128u8; tokens * stride];
+                let mut scales = Vec::with_capacity(tokens);
+                for (dst, row) in q.chunks_exact_mut(stride).zip(rows) {
+                    let (scale, inv) = scale_of(row);
+                    scales.push(scale);
+                    for (d, &v) in dst.iter_mut().zip(row) {
+                        *d = (quantize(v, inv) as i16 + 128) as u8;
+                    }
+                }
+                ActivationData::Int8 { q, scales }
+            }
+            Precision::Q4 => {
+                let mut q = vec![0i8; tokens * stride];
+                let mut scales = Vec::with_capacity(tokens);
+                let pairs = stride / (2 * Q4_BLOCK);
+                let mut offsets = vec![0i32; tokens * pairs * 16];
+                for ((dst, row), offs) in q
+                    .chunks_exact_mut(stride)
+                    .zip(rows)
+                    .zip(offsets.chunks_exact_mut(pairs * 16))
+                {
+                    let (scale, inv) = scale_of(row);
+                    scales.push(scale);
+                    for (col, &v) in row.iter().enumerate() {
+                        let x = quantize(v, inv);
+                        dst[q4_position(col)] = x;
+                        offs[(col / 64) * 16 + (col % 64) / 32] -= 8 * i32::from(x);
+                    }
+                }
+                ActivationData::Q8 { q, scales, offsets }
+            }
+        };
+        Ok(Self {
+            precision,
+            tokens,
+            cols,
+            stride,
+            data,
+        })
+    }
+
+    pub fn tokens(&self) -> usize {
+        self.tokens
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+}
+
+/// One scale per token: the largest magnitude maps to 127.
+fn scale_of(row: &[f32]) -> (f32, f32) {
+    let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let scale = max / 127.0;
+    (scale, if scale > 0.0 { 1.0 / scale } else { 0.0 })
+}
+
+fn quantize(v: f32, inv: f32) -> i8 {
+    crate::round_to_i8(v * inv)
+}

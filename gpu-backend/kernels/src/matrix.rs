@@ -1,0 +1,322 @@
+//! A weight matrix in one of the precisions, quantized row by row as it is filled (so a loader
+//! never holds a whole fp32 copy of a large matrix), and read back row by row (an embedding).
+
+use crate::{COLUMN_ALIGN, KernelError, Precision, Q4_BLOCK, round_to_i8};
+
+/// `rows` × `cols` weights; each row padded with zeros to `stride` columns.
+pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    pub(crate) weights: Weights,
+}
+
+pub(crate) enum Weights {
+    F32(Vec<f32>),
+    /// The upper half of each fp32 (round to nearest even).
+    Bf16(Vec<u16>),
+    /// `w ≈ q * scale[row]`; `sums[row]` is the row's sum of `q` (the kernels feed activations
+    /// as unsigned bytes, `a + 128`, and take `128 * sum` back off).
+    Int8 {
+        q: Vec<i8>,
+        scales: Vec<f32>,
+        sums: Vec<i32>,
+    },
+    /// `w ≈ (nibble - 8) * scale[block]`, blocks of 32 along the row. Per 64 columns (a pair
+    /// of blocks), 32 bytes whose low nibbles then high nibbles fill one 64-byte register in
+    /// the order of [`q4_position`].
+    Q4 {
+        q: Vec<u8>,
+        scales: Vec<f32>,
+    },
+}
+
+impl Matrix {
+    /// A matrix of zeros, to be filled with [`Matrix::set_rows`].
+    pub fn zeros(precision: Precision, rows: usize, cols: usize) -> Self {
+        let stride = cols.div_ceil(COLUMN_ALIGN) * COLUMN_ALIGN;
+        let n = rows * stride;
+        let weights = match precision {
+            Precision::F32 => Weights::F32(vec![0.0; n]),
+            Precision::Bf16 => Weights::Bf16(vec![0; n]),
+            Precision::Int8 => Weights::Int8 {
+                q: vec![0; n],
+                scales: vec![0.0; rows],
+                sums: vec![0; rows],
+            },
+            Precision::Q4 => Weights::Q4 {
+                q: vec![0x88; n / 2],
+                scales: vec![0.0; n / Q4_BLOCK],
+            },
+        };
+        Self {
+            rows,
+            cols,
+            stride,
+            weights,
+        }
+    }
+
+    /// The matrix of row-major fp32 `data` (`rows * cols` values) at `precision`.
+    pub fn from_f32(
+        precision: Precision,
+        rows: usize,
+        cols: usize,
+        data: &[f32],
+    ) -> Result<Self, KernelError> {
+        let mut m = Self::zeros(precision, rows, cols);
+        m.set_rows(0, data)?;
+        Ok(m)
+    }
+
+    /// Quantizes whole rows of fp32 `data` into rows `first..`.
+    pub fn set_rows(&mut self, first: usize, data: &[f32]) -> Result<(), KernelError> {
+        if self.cols == 0 || !data.len().is_multiple_of(self.cols) {
+            return Err(KernelError::Shape {
+                got: data.len(),
+                cols: self.cols,
+            });
+        }
+        let count = data.len() / self.cols;
+        if first + count > self.rows {
+            return Err(KernelError::Rows {
+                start: first,
+                end: first + count,
+                rows: self.rows,
+            });
+        }
+        let (stride, cols) = (self.stride, self.cols);
+        for (i, row) in data.chunks_exact(cols).enumerate() {
+            let r = first + i;
+            let span = r * stride..r * stride + cols;
+            match &mut self.weights {
+                Weights::F32(w) => w[span].copy_from_slice(row),
+                Weights::Bf16(w) => {
+                    for (dst, &v) in w[span].iter_mut().zip(row) {
+                        *dst = to_bf16(v);
+                    }
+                }
+                Weights::Int8 { q, scales, sums } => {
+                    let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    let scale = max / 127.0;
+                    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+                    let mut sum = 0i32;
+                    for (dst, &v) in q[span].iter_mut().zip(row) {
+                        let x = round_to_i8(v * inv);
+                        sum += i32::from(x);
+                        *dst = x;
+                    }
+                    scales[r] = scale;
+                    sums[r] = sum;
+                }
+                Weights::Q4 { q, scales } => {
+                    let blocks = stride / Q4_BLOCK;
+                    let row_q = &mut q[r * stride / 2..(r + 1) * stride / 2];
+                    for b in 0..blocks {
+                        let lo = (b * Q4_BLOCK).min(cols);
+                        let hi = ((b + 1) * Q4_BLOCK).min(cols);
+                        let block = &row[lo..hi];
+                        // llama.cpp's Q4_0: the value of largest magnitude maps to -8, which
+                        // uses the one extra negative step.
+                        let extreme = block
+                            .iter()
+                            .fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                        let scale = extreme / -8.0;
+                        let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+                        scales[r * blocks + b] = scale;
+                        for c in 0..Q4_BLOCK {
+                            let col = b * Q4_BLOCK + c;
+                            let v = block.get(c).copied().unwrap_or(0.0);
+                            let nibble = (i32::from(round_to_i8(v * inv)) + 8).clamp(0, 15) as u8;
+                            set_nibble(row_q, col, nibble);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Row `r` as fp32 (dequantized) into `out[..cols]`.
+    pub fn row_into(&self, r: usize, out: &mut [f32]) -> Result<(), KernelError> {
+        if r >= self.rows {
+            return Err(KernelError::Rows {
+                start: r,
+                end: r + 1,
+                rows: self.rows,
+            });
+        }
+        if out.len() < self.cols {
+            return Err(KernelError::Output {
+                got: out.len(),
+                want: self.cols,
+            });
+        }
+        let span = r * self.stride..r * self.stride + self.cols;
+        let out = &mut out[..self.cols];
+        match &self.weights {
+            Weights::F32(w) => out.copy_from_slice(&w[span]),
+            Weights::Bf16(w) => {
+                for (dst, &v) in out.iter_mut().zip(&w[span]) {
+                    *dst = from_bf16(v);
+                }
+            }
+            Weights::Int8 { q, scales, .. } => {
+                for (dst, &v) in out.iter_mut().zip(&q[span]) {
+                    *dst = f32::from(v) * scales[r];
+                }
+            }
+            Weights::Q4 { q, scales } => {
+                let blocks = self.stride / Q4_BLOCK;
+                let row_q = &q[r * self.stride / 2..(r + 1) * self.stride / 2];
+                for (col, dst) in out.iter_mut().enumerate() {
+                    let nibble = get_nibble(row_q, col);
+                    *dst = (f32::from(nibble) - 8.0) * scales[r * blocks + col / Q4_BLOCK];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
+    }
+
+    pub fn precision(&self) -> Precision {
+        match self.weights {
+            Weights::F32(_) => Precision::F32,
+            Weights::Bf16(_) => Precision::Bf16,
+            Weights::Int8 { .. } => Precision::Int8,
+            Weights::Q4 { .. } => Precision::Q4,
+        }
+    }
+
+    /// Bytes the weights and their scales take in memory.
+    pub fn bytes(&self) -> usize {
+        match &self.weights {
+            Weights::F32(w) => w.len() * 4,
+            Weights::Bf16(w) => w.len() * 2,
+            Weights::Int8 { q, scales, sums } => q.len() + scales.len() * 4 + sums.len() * 4,
+            Weights::Q4 { q, scales } => q.len() + scales.len() * 4,
+        }
+    }
+}
+
+/// fp32 → bf16, rounding to nearest even (NaN kept a NaN).
+pub(crate) fn to_bf16(v: f32) -> u16 {
+    let bits = v.to_bits();
+    if v.is_nan() {
+        return ((bits >> 16) | 0x40) as u16;
+    }
+    let round = 0x7fff + ((bits >> 16) & 1);
+    (bits.wrapping_add(round) >> 16) as u16
+}
+
+pub(crate) fn from_bf16(v: u16) -> f32 {
+    f32::from_bits(u32::from(v) << 16)
+}
+
+/// Where column `col` sits in the 64-byte registers of 4-bit rows and their activations: in
+/// each pair of blocks, 4-byte lanes alternate between the first block and the second, so
+/// that `vpdpbusd`'s 32-bit sums alternate too and the pair's two scales are one broadcast.
+pub(crate) fn q4_position(col: usize) -> usize {
+    let (group, within) = (col / 64, col % 64);
+    let (block, offset) = (within / 32, within % 32);
+    let lane = 2 * (offset / 4) + block;
+    group * 64 + lane * 4 + offset % 4
+}
+
+/// Column `col`'s byte and whether it is the high nibble, in a row packed as [`Weights::Q4`]:
+/// register bytes 0..32 are the low nibbles of the pair's 32 bytes, 32..64 the high ones.
+fn nibble_at(col: usize) -> (usize, bool) {
+    let position = q4_position(col);
+    let (group, j) = (position / 64, position % 64);
+    (group * 32 + j % 32, j >= 32)
+}
+
+pub(crate) fn get_nibble(row: &[u8], col: usize) -> u8 {
+    let (byte, high) = nibble_at(col);
+    if high {
+        row[byte] >> 4
+    } else {
+        row[byte] & 0x0f
+    }
+}
+
+fn set_nibble(row: &mut [u8], col: usize, nibble: u8) {
+    let (byte, high) = nibble_at(col);
+    row[byte] = if high {
+        (row[byte] & 0x0f) | (nibble << 4)
+    } else {
+        (row[byte] & 0xf0) | (nibble & 0x0f)
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_rounds_to_nearest_even() {
+        assert_eq!(from_bf16(to_bf16(1.0)), 1.0);
+        assert_eq!(from_bf16(to_bf16(-2.5)), -2.5);
+        // 1 + 2^-8 lies halfway between two bf16 values: to the even one, 1.0.
+        assert_eq!(from_bf16(to_bf16(1.0 + 1.0 / 256.0)), 1.0);
+        assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+    }
+
+    #[test]
+    fn rows_come_back_within_half_a_step() {
+        let data: Vec<f32> = (0..3 * 100)
+            .map(|i| ((i * 37) % 23) as f32 - 11.0)
+            .collect();
+        for precision in Precision::ALL {
+            let m = Matrix::from_f32(precision, 3, 100, &data).unwrap();
+            let mut row = vec![0.0; 100];
+            for r in 0..3 {
+                m.row_into(r, &mut row).unwrap();
+                let want = &data[r * 100..(r + 1) * 100];
+                let step = match precision {
+                    Precision::F32 => 0.0,
+                    Precision::Bf16 => 11.0 / 128.0,
+                    Precision::Int8 => 11.0 / 127.0,
+                    // Q4_0's rounding: when a block's extremes are opposite and equal, the
+                    // positive one is clipped a whole step.
+                    Precision::Q4 => 2.0 * 11.0 / 8.0,
+                };
+                for (g, w) in row.iter().zip(want) {
+                    assert!(
+                        (g - w).abs() <= step / 2.0 + 1e-6,
+                        "{precision}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_partial_row_is_refused() {
+        let mut m = Matrix::zeros(Precision::Int8, 2, 10);
+        assert!(m.set_rows(0, &[1.0; 15]).is_err());
+        assert!(m.set_rows(1, &[1.0; 20]).is_err());
+        assert!(m.set_rows(1, &[1.0; 10]).is_ok());
+    }
+
+    #[test]
+    fn q4_positions_are_a_permutation_within_each_pair() {
+        let mut seen: Vec<usize> = (0..128).map(q4_position).collect();
+        assert_eq!(q4_position(0), 0);
+        assert_eq!(q4_position(32), 4);
+        assert_eq!(q4_position(4), 8);
+        seen.sort_unstable();
+        assert_eq!(seen, (0..128).collect::<Vec<_>>());
+    }
+}

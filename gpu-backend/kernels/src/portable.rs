@@ -1,0 +1,102 @@
+//! The reference kernels, in plain Rust: what every hand-written kernel is checked against.
+//! Compiled twice: for the target's baseline, and for AVX2 + FMA (the loops are written in
+//! independent lanes so that the compiler vectorizes them), chosen at run time.
+
+// A block's columns index both the packed row and the activations.
+#![allow(clippy::needless_range_loop)]
+
+use std::ops::Range;
+
+use crate::activations::ActivationData;
+use crate::matrix::{Weights, from_bf16, get_nibble, q4_position};
+use crate::{Activations, Isa, Matrix, Q4_BLOCK};
+
+pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f32], isa: Isa) {
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx2 {
+        // SAFETY: `isa` is capped at `Isa::detect()` by the caller, which found AVX2 and FMA
+        // usable by this process.
+        unsafe { gemm_avx2(m, x, rows, out) };
+        return;
+    }
+    let _ = isa;
+    gemm_body(m, x, rows, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_avx2(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f32]) {
+    gemm_body(m, x, rows, out);
+}
+
+#[inline(always)]
+fn gemm_body(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f32]) {
+    let (ms, xs, tokens) = (m.stride(), x.stride(), x.tokens());
+    let (first, width) = (rows.start, rows.len());
+    for r in rows {
+        for t in 0..tokens {
+            let a = t * xs..(t + 1) * xs;
+            let w = r * ms..(r + 1) * ms;
+            out[t * width + (r - first)] = match (&m.weights, &x.data) {
+                (Weights::F32(wv), ActivationData::F32(av)) => dot_f32(&wv[w], &av[a]),
+                (Weights::Bf16(wv), ActivationData::Bf16(av)) => dot_bf16(&wv[w], &av[a]),
+                (Weights::Int8 { q, scales, sums }, ActivationData::Int8 { q: aq, scales: s }) => {
+                    let dot: i32 = q[w]
+                        .iter()
+                        .zip(&aq[a])
+                        .map(|(&w, &a)| i32::from(w) * i32::from(a))
+                        .sum();
+                    (dot - 128 * sums[r]) as f32 * scales[r] * s[t]
+                }
+                (
+                    Weights::Q4 { q, scales },
+                    ActivationData::Q8 {
+                        q: aq,
+                        scales: s,
+                        offsets,
+                    },
+                ) => {
+                    let blocks = ms / Q4_BLOCK;
+                    let row = &q[r * ms / 2..(r + 1) * ms / 2];
+                    let act = &aq[a];
+                    let offs = &offsets[t * (xs / 64) * 16..(t + 1) * (xs / 64) * 16];
+                    let mut acc = 0.0f32;
+                    for b in 0..blocks {
+                        let mut dot = offs[(b / 2) * 16 + b % 2];
+                        for c in b * Q4_BLOCK..(b + 1) * Q4_BLOCK {
+                            dot += i32::from(get_nibble(row, c)) * i32::from(act[q4_position(c)]);
+                        }
+                        acc += dot as f32 * scales[r * blocks + b];
+                    }
+                    acc * s[t]
+                }
+                // `gemm` checked that both sides have the same precision.
+                _ => 0.0,
+            };
+        }
+    }
+}
+
+const LANES: usize = 16;
+
+#[inline(always)]
+fn dot_f32(w: &[f32], a: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    for (wc, ac) in w.chunks_exact(LANES).zip(a.chunks_exact(LANES)) {
+        for i in 0..LANES {
+            acc[i] += wc[i] * ac[i];
+        }
+    }
+    acc.iter().sum()
+}
+
+#[inline(always)]
+fn dot_bf16(w: &[u16], a: &[u16]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    for (wc, ac) in w.chunks_exact(LANES).zip(a.chunks_exact(LANES)) {
+        for i in 0..LANES {
+            acc[i] += from_bf16(wc[i]) * from_bf16(ac[i]);
+        }
+    }
+    acc.iter().sum()
+}
