@@ -1,7 +1,7 @@
 # gpu-backend on an empty base: one static binary, run as an unprivileged user. It fronts a
 # vLLM server (VLLM_SERVER_URL; in compose and Kubernetes, vLLM's official image beside it),
-# or serves with its CPU engine on a model directory mounted at /models
-# (ENGINE=cpu CPU_MODEL_PATH=/models/bloom-560m-onnx, made by models/export_bloom_onnx.py).
+# or serves with its CPU engine on the model's checkpoint directory mounted at /models
+# (ENGINE=cpu CPU_MODEL_PATH=/models/bloom-560m, quantized to CPU_PRECISION as it loads).
 # The binary is built first, on the host:
 #
 #   rustup target add x86_64-unknown-linux-musl     # and Debian's musl-tools

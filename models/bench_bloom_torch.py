@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""PyTorch fp32 eager on a BLOOM model directory, measured as gpu-backend's cpu_engine_bench
-measures the CPU engine: prefill of 64 tokens (median of three), greedy decode tokens/s with
-the key/value cache, peak RSS. Same ids, same thread count.
+"""PyTorch eager (fp32 or bf16) on a BLOOM model directory, measured as gpu-backend's
+cpu_engine_bench measures the CPU engine: prefill of 64 tokens (median of three), greedy decode
+tokens/s with the key/value cache, peak RSS. Same ids, same thread count.
 
-Usage: bench_bloom_torch.py MODEL_DIR [--prompt-tokens 64] [--decode-tokens 32] [--threads N]
+Usage: bench_bloom_torch.py MODEL_DIR [--dtype fp32|bf16] [--prompt-tokens 64] [--decode-tokens 32] [--threads N]
 """
 
 import argparse
@@ -17,6 +17,7 @@ def main():
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--decode-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     args = parser.parse_args()
 
     import torch
@@ -26,7 +27,9 @@ def main():
         torch.set_num_threads(args.threads)
     started = time.time()
     model = BloomForCausalLM.from_pretrained(
-        args.model_dir, torch_dtype=torch.float32, attn_implementation="eager"
+        args.model_dir,
+        torch_dtype=torch.float32 if args.dtype == "fp32" else torch.bfloat16,
+        attn_implementation="eager",
     ).eval()
     load_s = time.time() - started
     ids = torch.tensor([[(i * 7 + 3) % 4000 for i in range(args.prompt_tokens)]])
@@ -47,8 +50,9 @@ def main():
         decode_s = time.time() - t
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"RESULT engine=pytorch-fp32-eager threads={torch.get_num_threads()} load_s={load_s:.2f} "
+        f"RESULT engine=pytorch-{args.dtype}-eager threads={torch.get_num_threads()} load_s={load_s:.2f} "
         f"prefill_{args.prompt_tokens}_s={prefills[1]:.3f} "
+        f"prefill_tok_s={args.prompt_tokens / prefills[1]:.1f} "
         f"decode_tok_s={args.decode_tokens / decode_s:.2f} peak_rss_mb={peak_mb:.0f}",
         flush=True,
     )

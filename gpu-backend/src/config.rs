@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::engine::{EngineChoice, Timeouts};
+use crate::supervisor::{VLLM_QUANTIZATIONS, VllmDtype};
 
 #[derive(Debug, Clone, Parser)]
 #[command(about = "eindr-chat GPU backend: OpenAI-compatible chat over vLLM serving BLOOM")]
@@ -64,14 +65,22 @@ pub struct Args {
     /// Which engines serve: vLLM then the CPU engine (auto), vLLM only, or the CPU engine only.
     #[arg(long, env = "ENGINE", value_enum, default_value_t = EngineChoice::Auto)]
     pub engine: EngineChoice,
-    /// The CPU engine's model: a directory made by `models/export_bloom_onnx.py`
-    /// (`model.onnx`, its data, `tokenizer.json`, `config.json`). Without it there is no CPU
+    /// The CPU engine's model: a BLOOM checkpoint directory, the one vLLM serves
+    /// (`config.json`, `model.safetensors`, `tokenizer.json`). Without it there is no CPU
     /// engine in auto mode.
     #[arg(long, env = "CPU_MODEL_PATH")]
     pub cpu_model_path: Option<PathBuf>,
     /// Threads for the CPU engine's matrix products (default: every core).
     #[arg(long, env = "CPU_THREADS")]
     pub cpu_threads: Option<usize>,
+    /// How the CPU engine holds the weights: int8 (a scale per row; the default: the fastest
+    /// that keeps perplexity within 1 % of fp32), q4 (4-bit, a scale per 32), bf16, fp32.
+    #[arg(long, env = "CPU_PRECISION", default_value = "int8", value_parser = parse_precision)]
+    pub cpu_precision: cpu_kernels::Precision,
+    /// Generations the CPU engine advances together (one pass over the weights per step);
+    /// more wait for a place.
+    #[arg(long, env = "CPU_MAX_BATCH", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub cpu_max_batch: u16,
     /// Start and supervise vLLM (`python -m vllm.entrypoints.openai.api_server`).
     #[arg(long, env = "VLLM_AUTOSTART", default_value_t = false)]
     pub vllm_autostart: bool,
@@ -82,6 +91,14 @@ pub struct Args {
     pub vllm_gpu_memory_utilization: f64,
     #[arg(long, env = "VLLM_TENSOR_PARALLEL_SIZE", default_value_t = 1)]
     pub vllm_tensor_parallel_size: u32,
+    /// The type vLLM computes in on the GPU (`--dtype`): auto keeps the checkpoint's (bloom-560m:
+    /// fp16); bfloat16 on GPUs from Ampere on; float for debugging.
+    #[arg(long, env = "VLLM_DTYPE", value_enum, default_value_t = VllmDtype::Auto)]
+    pub vllm_dtype: VllmDtype,
+    /// vLLM's `--quantization` (none by default): fp8 or bitsandbytes quantize any checkpoint
+    /// as it loads; the others need a checkpoint made by that method.
+    #[arg(long, env = "VLLM_QUANTIZATION", value_parser = clap::builder::PossibleValuesParser::new(VLLM_QUANTIZATIONS))]
+    pub vllm_quantization: Option<String>,
     /// The Python that has vLLM installed.
     #[arg(long, env = "VLLM_PYTHON", default_value = "python3")]
     pub vllm_python: String,
@@ -109,4 +126,9 @@ impl Args {
             total: Duration::from_millis(self.total_timeout_ms),
         }
     }
+}
+
+fn parse_precision(text: &str) -> Result<cpu_kernels::Precision, String> {
+    cpu_kernels::Precision::parse(text)
+        .ok_or_else(|| format!("{text:?}: expected int8, q4, bf16 or fp32"))
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use edge_core::config::GenerationSettings;
 use gpu_backend::config::{Args, EDGE_ONLY_VARIABLES};
-use gpu_backend::cpu::CpuEngine;
+use gpu_backend::cpu::{CpuEngine, EngineSettings};
 use gpu_backend::engine::{CpuSlot, Engine, EngineChoice, Engines, VllmPool};
 use gpu_backend::metrics::Metrics;
 use gpu_backend::prompt::TokenCounter;
@@ -62,6 +62,8 @@ async fn main() -> anyhow::Result<()> {
             max_model_len: generation.max_model_len,
             gpu_memory_utilization: args.vllm_gpu_memory_utilization,
             tensor_parallel_size: args.vllm_tensor_parallel_size,
+            dtype: args.vllm_dtype,
+            quantization: args.vllm_quantization.clone(),
             extra_args: args
                 .vllm_extra_args
                 .split_whitespace()
@@ -74,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let tokenizer = load_tokenizer(&args)?;
-    let cpu = load_cpu_engine(&args).await?;
+    let cpu = load_cpu_engine(&args, generation.max_model_len as usize).await?;
     if args.engine == EngineChoice::Cpu {
         urls.clear();
     }
@@ -88,7 +90,12 @@ async fn main() -> anyhow::Result<()> {
         )?));
     }
     if let Some(cpu) = cpu {
-        chain.push(Arc::new(CpuSlot::new(cpu, timeouts, &metrics)));
+        chain.push(Arc::new(CpuSlot::new(
+            cpu,
+            usize::from(args.cpu_max_batch),
+            timeouts,
+            &metrics,
+        )));
     }
     let engines = Arc::new(Engines::new(chain, timeouts.total, Arc::clone(&metrics)));
     engines.check_all().await;
@@ -149,9 +156,9 @@ async fn shutdown_signal() -> anyhow::Result<&'static str> {
     })
 }
 
-/// The CPU engine, when ENGINE and CPU_MODEL_PATH ask for one: loaded (and compiled by
-/// tract) before serving, so the first request does not pay for it.
-async fn load_cpu_engine(args: &Args) -> anyhow::Result<Option<Arc<CpuEngine>>> {
+/// The CPU engine, when ENGINE and CPU_MODEL_PATH ask for one: loaded (and quantized to
+/// CPU_PRECISION) before serving, so the first request does not pay for it.
+async fn load_cpu_engine(args: &Args, max_len: usize) -> anyhow::Result<Option<Arc<CpuEngine>>> {
     let path = match (args.engine, &args.cpu_model_path) {
         (EngineChoice::Vllm, Some(_)) => {
             tracing::warn!("ENGINE=vllm: CPU_MODEL_PATH is ignored");
@@ -160,7 +167,7 @@ async fn load_cpu_engine(args: &Args) -> anyhow::Result<Option<Arc<CpuEngine>>> 
         (EngineChoice::Vllm | EngineChoice::Auto, None) => return Ok(None),
         (EngineChoice::Cpu, None) => {
             bail!(
-                "ENGINE=cpu needs CPU_MODEL_PATH, a directory made by models/export_bloom_onnx.py"
+                "ENGINE=cpu needs CPU_MODEL_PATH, a BLOOM checkpoint directory (config.json, model.safetensors, tokenizer.json)"
             )
         }
         (_, Some(path)) => path.clone(),
@@ -169,8 +176,12 @@ async fn load_cpu_engine(args: &Args) -> anyhow::Result<Option<Arc<CpuEngine>>> 
         .cpu_threads
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
         .unwrap_or(1);
-    gpu_backend::cpu::use_threads(threads);
-    let engine = tokio::task::spawn_blocking(move || CpuEngine::load(&path)).await??;
+    let settings = EngineSettings {
+        precision: args.cpu_precision,
+        threads,
+        max_len,
+    };
+    let engine = tokio::task::spawn_blocking(move || CpuEngine::load(&path, settings)).await??;
     Ok(Some(Arc::new(engine)))
 }
 

@@ -25,8 +25,40 @@ pub struct VllmCommand {
     pub max_model_len: u32,
     pub gpu_memory_utilization: f64,
     pub tensor_parallel_size: u32,
+    /// `--dtype` (`VLLM_DTYPE`).
+    pub dtype: VllmDtype,
+    /// `--quantization` (`VLLM_QUANTIZATION`), when set.
+    pub quantization: Option<String>,
     pub extra_args: Vec<String>,
 }
+
+/// The weights' and activations' type on the GPU (vLLM's `--dtype`). bloom-560m is published
+/// in fp16; `auto` keeps it, `bfloat16` suits GPUs from Ampere on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VllmDtype {
+    Auto,
+    Half,
+    Float16,
+    Bfloat16,
+    Float,
+    Float32,
+}
+
+/// The `VLLM_QUANTIZATION` methods gpu-backend passes on: `fp8` and `bitsandbytes` quantize any
+/// checkpoint as vLLM loads it (fp8 needs a GPU with FP8, e.g. Hopper); the others read a
+/// checkpoint quantized beforehand by that method.
+pub const VLLM_QUANTIZATIONS: [&str; 10] = [
+    "fp8",
+    "bitsandbytes",
+    "awq",
+    "awq_marlin",
+    "gptq",
+    "gptq_marlin",
+    "compressed-tensors",
+    "gguf",
+    "experts_int8",
+    "torchao",
+];
 
 /// What to pass as `--model`: a model directory or a hub id. A lone weights file (like the
 /// seed's `models/Bloom560m.bin`) is refused with the reason.
@@ -48,21 +80,45 @@ pub fn model_argument(model_path: Option<&str>, model_name: &str) -> Result<Stri
 }
 
 impl VllmCommand {
+    /// vLLM's command line after the Python interpreter.
+    pub fn arguments(&self) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            &self.model,
+            "--served-model-name",
+            &self.served_model_name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &self.port.to_string(),
+            "--max-model-len",
+            &self.max_model_len.to_string(),
+            "--gpu-memory-utilization",
+            &self.gpu_memory_utilization.to_string(),
+            "--tensor-parallel-size",
+            &self.tensor_parallel_size.to_string(),
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+        if self.dtype != VllmDtype::Auto {
+            let dtype = clap::ValueEnum::to_possible_value(&self.dtype)
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default();
+            args.extend(["--dtype".to_owned(), dtype]);
+        }
+        if let Some(method) = &self.quantization {
+            args.extend(["--quantization".to_owned(), method.clone()]);
+        }
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+
     fn start(&self) -> std::io::Result<Child> {
         let mut cmd = Command::new(&self.python);
-        cmd.args(["-m", "vllm.entrypoints.openai.api_server", "--model"])
-            .arg(&self.model)
-            .arg("--served-model-name")
-            .arg(&self.served_model_name)
-            .args(["--host", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
-            .arg("--max-model-len")
-            .arg(self.max_model_len.to_string())
-            .arg("--gpu-memory-utilization")
-            .arg(self.gpu_memory_utilization.to_string())
-            .arg("--tensor-parallel-size")
-            .arg(self.tensor_parallel_size.to_string())
-            .args(&self.extra_args)
+        cmd.args(self.arguments())
             .stdin(Stdio::null())
             // Read by `relay_output`: passed on, and its last error line kept.
             .stdout(Stdio::piped())
@@ -232,7 +288,36 @@ async fn signal(name: &str, pid: u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::{LastWords, model_argument};
+    use super::{LastWords, VllmCommand, VllmDtype, model_argument};
+
+    fn command(dtype: VllmDtype, quantization: Option<&str>) -> VllmCommand {
+        VllmCommand {
+            python: "python3".into(),
+            model: "bigscience/bloom-560m".into(),
+            served_model_name: "bigscience/bloom-560m".into(),
+            port: 8001,
+            max_model_len: 2048,
+            gpu_memory_utilization: 0.8,
+            tensor_parallel_size: 1,
+            dtype,
+            quantization: quantization.map(str::to_owned),
+            extra_args: vec!["--enforce-eager".into()],
+        }
+    }
+
+    #[test]
+    fn dtype_and_quantization_reach_vllm_only_when_set() {
+        let plain = command(VllmDtype::Auto, None).arguments().join(" ");
+        assert!(
+            !plain.contains("--dtype") && !plain.contains("--quantization"),
+            "{plain}"
+        );
+        assert!(plain.ends_with("--enforce-eager"), "{plain}");
+        let set = command(VllmDtype::Bfloat16, Some("fp8"))
+            .arguments()
+            .join(" ");
+        assert!(set.contains("--dtype bfloat16 --quantization fp8"), "{set}");
+    }
 
     #[test]
     fn the_last_error_line_says_why() {

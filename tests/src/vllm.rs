@@ -280,12 +280,3 @@ impl Backend {
         format!("http://127.0.0.1:{}", self.port)
     }
 }
-
-/// The tiny model's ONNX export for the CPU engine, with transformers' goldens, from
-/// `EINDR_TINY_ONNX` (made by `cargo xtask test` with `models/export_bloom_onnx.py`).
-pub fn tiny_onnx() -> PathBuf {
-    PathBuf::from(
-        std::env::var("EINDR_TINY_ONNX")
-            .expect("EINDR_TINY_ONNX is not set: run the suite through `cargo xtask test`"),
-    )
-}

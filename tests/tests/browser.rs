@@ -10,7 +10,7 @@ use std::process::Command;
 
 use e2e::client::Client;
 use e2e::local::{Launcher, LocalRuntime};
-use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, tiny_onnx};
+use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, tiny_model};
 use e2e::{Runtime, repo_root, target_dir};
 use serde_json::json;
 
@@ -127,8 +127,8 @@ fn browse(edge: &LocalRuntime, name: &str, chromium: &str) {
 #[test]
 fn chat_page_in_chromium_on_workerd_and_spin() {
     let chromium = chromium();
-    let onnx = tiny_onnx().to_string_lossy().into_owned();
-    let backend = Backend::start(&[], &[("ENGINE", "cpu"), ("CPU_MODEL_PATH", &onnx)]);
+    let model = tiny_model().to_string_lossy().into_owned();
+    let backend = Backend::start(&[], &[("ENGINE", "cpu"), ("CPU_MODEL_PATH", &model)]);
     e2e::vllm::wait_healthy(
         &format!("{}/health", backend.url()),
         std::time::Duration::from_secs(60),

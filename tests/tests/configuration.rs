@@ -10,13 +10,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The product's sources (tests, benchmarks and tools read their own variables).
-const SOURCES: [&str; 6] = [
+const SOURCES: [&str; 7] = [
     "contract/src",
     "edge/core/src",
     "edge/cloudflare/src",
     "edge/spin/src",
     "edge/server/src",
     "gpu-backend/src",
+    "gpu-backend/kernels/src",
 ];
 
 /// What stands right before a variable's name where our code reads one.

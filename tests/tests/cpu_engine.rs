@@ -1,6 +1,7 @@
-//! The CPU engine (tract-onnx) on the tiny BLOOM's ONNX export: against transformers' own
-//! logits and greedy generation (goldens written by `models/export_bloom_onnx.py`), and
-//! gpu-backend switching between the real vLLM server and the CPU engine.
+//! The CPU engine on the tiny BLOOM's checkpoint: at fp32 against transformers' own logits and
+//! greedy generation (goldens written by `models/bloom_goldens.py`), every precision close to
+//! fp32, a batch the same as its sequences one by one, and gpu-backend switching between the
+//! real vLLM server and the CPU engine.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -8,13 +9,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::backend_api::{Answer, Api, user};
-use e2e::vllm::{Backend, Vllm, tiny_onnx};
-use gpu_backend::cpu::{CpuEngine, GenerationSpec};
+use e2e::vllm::{Backend, Vllm, tiny_model};
+use gpu_backend::cpu::{
+    CpuEngine, EngineSettings, GenerationSpec, Logits, Precision, SequenceStep,
+};
 use gpu_backend::sse::Piece;
 use serde_json::{Value, json};
 
 fn goldens() -> Value {
-    let text = std::fs::read_to_string(tiny_onnx().join("goldens.json")).unwrap();
+    let text = std::fs::read_to_string(tiny_model().join("goldens.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -44,9 +47,18 @@ fn relative_error(got: &[f32], want: &Value) -> f64 {
     diff / scale
 }
 
+fn engine(precision: Precision) -> CpuEngine {
+    let settings = EngineSettings {
+        precision,
+        threads: 2,
+        max_len: 512,
+    };
+    CpuEngine::load(&tiny_model(), settings).unwrap()
+}
+
 #[test]
 fn logits_match_transformers_through_the_cache() {
-    let engine = CpuEngine::load(&tiny_onnx()).unwrap();
+    let engine = engine(Precision::F32);
     let goldens = goldens();
     let ids = ids(&goldens["logits_ids"]);
     let want = goldens["logits"].as_array().unwrap();
@@ -54,9 +66,7 @@ fn logits_match_transformers_through_the_cache() {
     // every position from the prompt's last on is compared.
     let prompt = 6;
     let model = engine.model();
-    let (logits, mut cache) = model
-        .step(&ids[..prompt], model.empty_cache().unwrap())
-        .unwrap();
+    let (logits, mut cache) = model.step(&ids[..prompt], model.empty_cache()).unwrap();
     let mut errors = vec![relative_error(&logits, &want[prompt - 1])];
     for (pos, &id) in ids.iter().enumerate().skip(prompt) {
         let (logits, grown) = model.step(&[id], cache).unwrap();
@@ -68,9 +78,84 @@ fn logits_match_transformers_through_the_cache() {
     assert!(errors.iter().all(|&e| e < 1e-4), "{errors:?}");
 }
 
+/// Every precision against fp32 on the same ids: logits close (relative to the largest), and
+/// the prompt's next token the same.
+#[test]
+fn every_precision_stays_close_to_fp32() {
+    let ids = ids(&goldens()["logits_ids"]);
+    let reference = engine(Precision::F32)
+        .model()
+        .step(&ids, engine(Precision::F32).model().empty_cache())
+        .unwrap()
+        .0;
+    for (precision, bound) in [
+        (Precision::Bf16, 0.02),
+        (Precision::Int8, 0.03),
+        (Precision::Q4, 0.15),
+    ] {
+        let engine = engine(precision);
+        let (logits, _) = engine
+            .model()
+            .step(&ids, engine.model().empty_cache())
+            .unwrap();
+        let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let diff = logits
+            .iter()
+            .zip(&reference)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        eprintln!("{precision}: largest difference {:.4} of {scale:.3}", diff);
+        assert!(diff / scale < bound, "{precision}: {diff} of {scale}");
+    }
+}
+
+/// Sequences stepped together (a prompt beside decoding ones) get the logits each would get
+/// alone.
+#[test]
+fn a_batch_gives_each_sequence_its_own_logits() {
+    let engine = engine(Precision::Int8);
+    let model = engine.model();
+    let a: Vec<u32> = (0..9).map(|i| (13 * i + 2) % 4000).collect();
+    let b: Vec<u32> = (0..5).map(|i| (29 * i + 7) % 4000).collect();
+    let alone_a = model.step(&a, model.empty_cache()).unwrap().0;
+    let (_, cache_b) = model.step(&b[..4], model.empty_cache()).unwrap();
+    let alone_b = model.step(&b[4..], cache_b).unwrap().0;
+
+    let (mut cache_a, mut cache_b) = (model.empty_cache(), model.empty_cache());
+    model
+        .forward(&mut [SequenceStep {
+            ids: &b[..4],
+            cache: &mut cache_b,
+            logits: Logits::Last,
+        }])
+        .unwrap();
+    let together = model
+        .forward(&mut [
+            SequenceStep {
+                ids: &a,
+                cache: &mut cache_a,
+                logits: Logits::Last,
+            },
+            SequenceStep {
+                ids: &b[4..],
+                cache: &mut cache_b,
+                logits: Logits::Last,
+            },
+        ])
+        .unwrap();
+    assert_eq!(cache_a.len(), 9);
+    assert_eq!(cache_b.len(), 5);
+    for (got, want) in together.iter().zip([&alone_a, &alone_b]) {
+        let diff = got
+            .iter()
+            .zip(want.iter())
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff < 1e-4, "batched logits differ by {diff}");
+    }
+}
+
 #[test]
 fn greedy_generation_matches_transformers_token_for_token() {
-    let engine = CpuEngine::load(&tiny_onnx()).unwrap();
+    let engine = engine(Precision::F32);
     let goldens = goldens();
     let prompt = ids(&goldens["greedy_prompt_ids"]);
     let want = ids(&goldens["greedy_ids"]);
@@ -108,7 +193,7 @@ fn greedy_generation_matches_transformers_token_for_token() {
 }
 
 fn cpu_model_path() -> String {
-    tiny_onnx().to_string_lossy().into_owned()
+    tiny_model().to_string_lossy().into_owned()
 }
 
 /// Chats until `engine` answers (health checks run every 500 ms), or panics after `limit`.
@@ -193,26 +278,29 @@ fn engine_cpu_serves_without_vllm_and_refuses_a_missing_model() {
     let health = api.health();
     assert_eq!(health["engines"].as_array().unwrap().len(), 1, "{health}");
 
-    // A directory without the export: a clear message, and no server.
-    let empty = std::env::temp_dir().join(format!("no-onnx-{}", std::process::id()));
+    // A directory without the weights: a clear message, and no server.
+    let empty = std::env::temp_dir().join(format!("no-weights-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
+    for name in ["tokenizer.json", "config.json"] {
+        std::fs::copy(tiny_model().join(name), empty.join(name)).unwrap();
+    }
     let stderr = refused_start(&empty);
     assert!(
-        stderr.contains("model.onnx not found") && stderr.contains("export_bloom_onnx.py"),
+        stderr.contains("model.safetensors not found") && stderr.contains("CPU_MODEL_PATH"),
         "{stderr}"
     );
-    // A file that is not ONNX: refused as malformed, naming the file.
-    std::fs::write(empty.join("model.onnx"), b"not a model").unwrap();
-    std::fs::copy(
-        tiny_onnx().join("tokenizer.json"),
-        empty.join("tokenizer.json"),
-    )
-    .unwrap();
+    // A file that is not safetensors: refused as malformed.
+    std::fs::write(empty.join("model.safetensors"), b"not a model at all").unwrap();
     let stderr = refused_start(&empty);
     assert!(
-        stderr.contains("is not a usable BLOOM ONNX export"),
+        stderr.contains("is not a usable BLOOM checkpoint"),
         "{stderr}"
     );
+    // A checkpoint cut short (an interrupted copy): refused, saying so.
+    let whole = std::fs::read(tiny_model().join("model.safetensors")).unwrap();
+    std::fs::write(empty.join("model.safetensors"), &whole[..whole.len() / 2]).unwrap();
+    let stderr = refused_start(&empty);
+    assert!(stderr.contains("truncated"), "{stderr}");
     let _ = std::fs::remove_dir_all(&empty);
 }
 

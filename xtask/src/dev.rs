@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::builds::{build_spin, build_worker};
 use crate::cmd::{cargo, cargo_run_release, output, root, run, target_dir, test_data_dir};
-use crate::models::{ensure_tiny_model, ensure_tiny_onnx};
+use crate::models::ensure_tiny_model;
 use crate::tools::ensure_vllm;
 
 /// The main local run: the worker on workerd (`wrangler dev`) on 127.0.0.1 with local,
@@ -40,20 +40,19 @@ pub(crate) fn dev_full() -> Result<(), String> {
     build_worker()?;
     run(cargo().args(["build", "--release", "-p", "gpu-backend"]))?;
     let python = ensure_vllm()?;
-    // The CPU engine answers while vLLM boots, and whenever it is down: the tiny model's
-    // export, or CPU_MODEL_PATH's for a real model (models/export_bloom_onnx.py).
+    // The CPU engine answers while vLLM boots, and whenever it is down, from the same
+    // checkpoint (or CPU_MODEL_PATH's), at its default precision (int8).
     let (model, cpu_model, max_model_len, temperature) = match env::var_os("VLLM_MODEL_PATH") {
         Some(path) => (
-            PathBuf::from(path),
-            env::var_os("CPU_MODEL_PATH").map(PathBuf::from),
+            PathBuf::from(&path),
+            Some(env::var_os("CPU_MODEL_PATH").map_or_else(|| PathBuf::from(&path), PathBuf::from)),
             "2048",
             "0.7",
         ),
         // The random weights say words only when sampled hot.
         None => {
             let tiny = ensure_tiny_model(&python, &test_data_dir())?;
-            let onnx = ensure_tiny_onnx(&python, &tiny)?;
-            (tiny, Some(onnx), "512", "2.0")
+            (tiny.clone(), Some(tiny), "512", "2.0")
         }
     };
     let secret = dev_secret()?;

@@ -7,39 +7,80 @@ use std::process::Command;
 use crate::cmd::{cache_dir, root, run, stale, test_data_dir};
 use crate::tools::ensure_vllm;
 
-/// The tiny random BLOOM for the vLLM tests (deterministic; rebuilt when the script changes).
+/// The tiny random BLOOM for the vLLM and CPU engine tests, with transformers' goldens
+/// beside it (deterministic; rebuilt when a script changes).
 pub(crate) fn ensure_tiny_model(python: &Path, data: &Path) -> Result<PathBuf, String> {
     let root = root();
     let script = root.join("models/make_tiny_bloom.py");
+    let goldens = root.join("models/bloom_goldens.py");
     let out = root.join("target/models/tiny-bloom");
-    if !stale(&out.join("model.safetensors"), &[&script]) {
-        return Ok(out);
+    if stale(&out.join("model.safetensors"), &[&script]) {
+        run(Command::new(python)
+            .arg(&script)
+            .arg(&out)
+            .arg("--clinc")
+            .arg(data.join("clinc150")))?;
     }
-    run(Command::new(python)
-        .arg(&script)
-        .arg(&out)
-        .arg("--clinc")
-        .arg(data.join("clinc150")))?;
+    if stale(
+        &out.join("goldens.json"),
+        &[&goldens, &out.join("model.safetensors")],
+    ) {
+        run(Command::new(python).arg(&goldens).arg(&out))?;
+    }
     Ok(out)
 }
 
-/// The tiny model's ONNX export for the CPU engine, with transformers' goldens
-/// (rebuilt when the export script or the model changes).
-pub(crate) fn ensure_tiny_onnx(python: &Path, model: &Path) -> Result<PathBuf, String> {
-    let root = root();
-    let script = root.join("models/export_bloom_onnx.py");
-    let out = root.join("target/models/tiny-bloom-onnx");
-    if !stale(
-        &out.join("goldens.json"),
-        &[&script, &model.join("model.safetensors")],
-    ) {
-        return Ok(out);
+/// bloom-560m's shape with random weights (the project's script; ~2.2 GB fp32), for bench-cpu.
+pub(crate) fn ensure_560m_model(python: &Path) -> Result<PathBuf, String> {
+    let script = root().join("models/make_tiny_bloom.py");
+    let out = root().join("target/models/bloom-560m-random");
+    if stale(&out.join("model.safetensors"), &[&script]) {
+        run(Command::new(python)
+            .arg(&script)
+            .arg(&out)
+            .args(["--shape", "560m"]))?;
     }
-    run(Command::new(python)
-        .arg(&script)
-        .arg(model)
-        .arg(&out)
-        .arg("--goldens"))?;
+    Ok(out)
+}
+
+/// A small BLOOM trained on CLINC150 (deterministic, a few CPU minutes), for the quality of
+/// the CPU engine's precisions; with its held-out lines.
+pub(crate) fn ensure_trained_small_bloom(python: &Path, data: &Path) -> Result<PathBuf, String> {
+    let script = root().join("models/train_small_bloom.py");
+    let out = root().join("target/models/small-bloom-trained");
+    if stale(&out.join("metrics.json"), &[&script]) {
+        run(Command::new(python)
+            .arg(&script)
+            .arg(data.join("clinc150"))
+            .arg(&out))?;
+    }
+    Ok(out)
+}
+
+/// The 560m-shape weights as GGUF for llama.cpp: F32, BF16 and Q8_0 by its converter, Q4_0
+/// by llama-quantize from F32.
+pub(crate) fn ensure_ggufs(python: &Path, llama: &Path, model: &Path) -> Result<PathBuf, String> {
+    let out = model.join("gguf");
+    let weights = model.join("model.safetensors");
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    for kind in ["f32", "bf16", "q8_0"] {
+        let file = out.join(format!("{kind}.gguf"));
+        if stale(&file, &[&weights]) {
+            run(Command::new(python)
+                .arg(root().join("models/convert_bloom_gguf.py"))
+                .arg(llama)
+                .arg(model)
+                .arg(&file)
+                .arg(kind))?;
+        }
+    }
+    let q4 = out.join("q4_0.gguf");
+    if stale(&q4, &[&out.join("f32.gguf")]) {
+        run(Command::new(llama.join("build/bin/llama-quantize"))
+            .arg(out.join("f32.gguf"))
+            .arg(&q4)
+            .arg("Q4_0"))?;
+    }
     Ok(out)
 }
 

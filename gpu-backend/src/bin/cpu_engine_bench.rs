@@ -1,27 +1,46 @@
-//! The CPU engine's speed on one export directory: load time, prefill of 64 tokens (median of
-//! three), greedy decode tokens/s through the engine's own generation loop (sampling and
-//! detokenizing included), and the process's peak RSS. `cargo xtask bench-cpu` runs it beside
-//! PyTorch on the same weights and prints the ratio.
+//! The CPU engine on one checkpoint at one precision, in its own process (so that peak memory
+//! is this precision's alone): load time, prefill of 64 tokens (median of three), greedy decode
+//! tokens/s through the engine's own generation loop (sampling and detokenizing included), the
+//! tokens/s of a batch of sequences decoded together, and peak RSS. With `--perplexity FILE`
+//! it prints the perplexity of the file's lines instead (each line scored after `</s>`).
+//! `cargo xtask bench-cpu` runs it for every precision beside llama.cpp and PyTorch.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use gpu_backend::cpu::{CpuEngine, GenerationSpec};
+use gpu_backend::cpu::{
+    CpuEngine, EngineSettings, GenerationSpec, Logits, Precision, SequenceStep,
+};
 use gpu_backend::sse::Piece;
 
 #[derive(Parser)]
 struct Args {
-    /// A directory made by models/export_bloom_onnx.py.
+    /// A BLOOM checkpoint directory (config.json, model.safetensors, tokenizer.json).
     model: PathBuf,
+    #[arg(long, default_value = "int8", value_parser = parse_precision)]
+    precision: Precision,
     #[arg(long, default_value_t = 64)]
     prompt_tokens: usize,
     #[arg(long, default_value_t = 32)]
     decode_tokens: usize,
-    /// Threads for tract's matrix products (default: every core).
+    /// Sequences decoded together for the batch figure (0: skip it).
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Threads for the matrix products (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Prints the greedy ids of this many steps from the bench prompt (to compare precisions).
+    #[arg(long)]
+    greedy: Option<usize>,
+    /// Scores the lines of this file instead of timing.
+    #[arg(long)]
+    perplexity: Option<PathBuf>,
+}
+
+fn parse_precision(text: &str) -> Result<Precision, String> {
+    Precision::parse(text).ok_or_else(|| format!("unknown precision {text}"))
 }
 
 /// Peak resident set (VmHWM) in MB, from /proc.
@@ -42,27 +61,53 @@ fn main() -> anyhow::Result<()> {
         .threads
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
         .unwrap_or(1);
-    gpu_backend::cpu::use_threads(threads);
     let started = Instant::now();
-    let engine = CpuEngine::load(&args.model).context("loading the CPU engine")?;
+    let settings = EngineSettings {
+        precision: args.precision,
+        threads,
+        max_len: 4096,
+    };
+    let engine = CpuEngine::load(&args.model, settings).context("loading the CPU engine")?;
     let load_s = started.elapsed().as_secs_f64();
-    // The same ids as the PyTorch side (models/bench_bloom_torch.py).
+    let model = engine.model();
+    if let Some(path) = &args.perplexity {
+        return perplexity(&engine, path, args.precision);
+    }
+    // The same ids as the PyTorch side (models/bench_bloom_torch.py) and llama-bench's
+    // synthetic prompt length.
     let prompt: Vec<u32> = (0..args.prompt_tokens as u32)
         .map(|i| (i * 7 + 3) % 4000)
         .collect();
+    if let Some(steps) = args.greedy {
+        let mut ids = Vec::new();
+        let mut decoding = engine
+            .start(GenerationSpec::greedy(prompt.clone(), steps))
+            .map_err(anyhow::Error::msg)?;
+        while !decoding.finished() {
+            let logits = model
+                .forward(&mut [decoding.step()])?
+                .pop()
+                .unwrap_or_default();
+            ids.push(argmax(&logits));
+            decoding
+                .advance(&engine, logits)
+                .map_err(anyhow::Error::msg)?;
+        }
+        let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+        println!("GREEDY precision={} ids={}", args.precision, ids.join(","));
+        return Ok(());
+    }
 
-    let model = engine.model();
     let mut prefills = Vec::new();
     for _ in 0..3 {
-        let cache = model.empty_cache()?;
         let t = Instant::now();
-        model.step(&prompt, cache)?;
+        model.step(&prompt, model.empty_cache())?;
         prefills.push(t.elapsed().as_secs_f64());
     }
     prefills.sort_by(f64::total_cmp);
     let prefill_s = prefills[1];
 
-    let spec = GenerationSpec::greedy(prompt, args.decode_tokens + 1);
+    let spec = GenerationSpec::greedy(prompt.clone(), args.decode_tokens + 1);
     // Decode rate from the first token (the prefill's) to the last.
     let mut first = None;
     let mut last = Instant::now();
@@ -80,10 +125,88 @@ fn main() -> anyhow::Result<()> {
     let decoded = tokens.saturating_sub(1);
     let decode_s = first.map_or(0.0, |f| (last - f).as_secs_f64());
     let tok_s = decoded as f64 / decode_s.max(f64::EPSILON);
+
+    // A batch: every sequence prefilled, then decoded together one token each per step.
+    let mut batch_tok_s = 0.0;
+    if args.batch > 0 {
+        let mut caches: Vec<_> = (0..args.batch).map(|_| model.empty_cache()).collect();
+        let mut inputs: Vec<Vec<u32>> = (0..args.batch)
+            .map(|b| prompt.iter().map(|id| (id + b as u32) % 4000).collect())
+            .collect();
+        let step = |inputs: &[Vec<u32>], caches: &mut [gpu_backend::cpu::KvCache]| {
+            let mut steps: Vec<SequenceStep> = inputs
+                .iter()
+                .zip(caches.iter_mut())
+                .map(|(ids, cache)| SequenceStep {
+                    ids,
+                    cache,
+                    logits: Logits::Last,
+                })
+                .collect();
+            model.forward(&mut steps)
+        };
+        let logits = step(&inputs, &mut caches)?;
+        inputs = logits.iter().map(|l| vec![argmax(l)]).collect();
+        let t = Instant::now();
+        for _ in 0..args.decode_tokens {
+            let logits = step(&inputs, &mut caches)?;
+            inputs = logits.iter().map(|l| vec![argmax(l)]).collect();
+        }
+        batch_tok_s = (args.decode_tokens * args.batch) as f64 / t.elapsed().as_secs_f64();
+    }
     println!(
-        "RESULT engine=tract threads={threads} load_s={load_s:.2} prefill_{}_s={prefill_s:.3} decode_tok_s={tok_s:.2} peak_rss_mb={:.0}",
+        "RESULT engine=eindr precision={} isa={} threads={threads} load_s={load_s:.2} weights_mb={} prefill_{}_s={prefill_s:.3} prefill_tok_s={:.1} decode_tok_s={tok_s:.2} batch{}_tok_s={batch_tok_s:.2} peak_rss_mb={:.0}",
+        args.precision,
+        model.isa().as_str(),
+        model.weight_bytes() / 1_000_000,
         args.prompt_tokens,
+        args.prompt_tokens as f64 / prefill_s,
+        args.batch,
         peak_rss_mb()
+    );
+    Ok(())
+}
+
+fn argmax(logits: &[f32]) -> u32 {
+    logits
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv { (i, v) } else { (bi, bv) }
+        })
+        .0 as u32
+}
+
+/// exp(mean negative log-likelihood) of every token of every line, each line after `</s>`.
+fn perplexity(engine: &CpuEngine, path: &PathBuf, precision: Precision) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    let start = engine.tokenizer().token_to_id("</s>").unwrap_or(0);
+    let model = engine.model();
+    let (mut nll, mut count) = (0.0f64, 0usize);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut ids = vec![start];
+        ids.extend(engine.encode(line).map_err(anyhow::Error::msg)?);
+        let mut cache = model.empty_cache();
+        let logits = model
+            .forward(&mut [SequenceStep {
+                ids: &ids[..ids.len() - 1],
+                cache: &mut cache,
+                logits: Logits::All,
+            }])?
+            .pop()
+            .unwrap_or_default();
+        let vocab = model.vocab();
+        for (pos, &next) in ids[1..].iter().enumerate() {
+            let row = &logits[pos * vocab..(pos + 1) * vocab];
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let sum: f64 = row.iter().map(|&v| f64::from(v - max).exp()).sum();
+            nll -= f64::from(row[next as usize] - max) - sum.ln();
+            count += 1;
+        }
+    }
+    println!(
+        "PERPLEXITY precision={precision} tokens={count} perplexity={:.4}",
+        (nll / count.max(1) as f64).exp()
     );
     Ok(())
 }
