@@ -74,16 +74,30 @@ pub(crate) fn bench_backend(extra: &[String]) -> Result<(), String> {
 }
 
 /// Full mode's time to first token through edge + gpu-backend vs vLLM directly, and its
-/// throughput.
+/// throughput; then the CPU engine alone (vLLM stopped) on bloom-560m's shape at int8 and q4.
+/// `cargo xtask bench-full [requests] [--cpu-only]`.
 pub(crate) fn bench_full(extra: &[String]) -> Result<(), String> {
     ensure_wrk()?;
     build_worker()?;
     run(cargo().args(["build", "--release", "-p", "gpu-backend", "--bins"]))?;
     let python = ensure_vllm()?;
     let model = ensure_tiny_model(&python, &test_data_dir())?;
-    run(load_driver("full_bench", extra)
+    let cpu_model = ensure_560m_model(&python)?;
+    let cpu_only = extra.iter().any(|a| a == "--cpu-only");
+    let args: Vec<String> = extra
+        .iter()
+        .filter(|a| *a != "--cpu-only")
+        .cloned()
+        .collect();
+    let mut driver = load_driver("full_bench", &args);
+    driver
         .env("EINDR_VLLM_PYTHON", &python)
-        .env("EINDR_TINY_MODEL", &model))
+        .env("EINDR_TINY_MODEL", &model)
+        .env("EINDR_CPU_BENCH_MODEL", &cpu_model);
+    if cpu_only {
+        driver.env("EINDR_CPU_ONLY", "1");
+    }
+    run(&mut driver)
 }
 
 /// Cached model answers: CLINC150 small talk replayed with Zipf popularity through full mode,

@@ -10,7 +10,10 @@
 //! has ended). Each timed turn starts from an empty history (cleared off the clock), so
 //! gpu-backend builds the direct request's prompt. A streamed turn the edge answers itself
 //! (`"mode": "minimal"`) times the edge's front alone in the same conditions. Then full
-//! mode's throughput with wrk (non-streamed turns through the whole chain).
+//! mode's throughput with wrk (non-streamed turns through the whole chain). Then, with vLLM
+//! stopped, the CPU engine alone on bloom-560m's shape (`EINDR_CPU_BENCH_MODEL`) at int8 and
+//! 4-bit: time to first token and to a whole 150-token answer, through gpu-backend and through
+//! the edge.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -129,7 +132,120 @@ fn main() {
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
         .into();
+    let agent = &agent;
 
+    if std::env::var_os("EINDR_CPU_ONLY").is_none() {
+        through_vllm(agent, requests);
+    }
+    if let Some(model) = std::env::var_os("EINDR_CPU_BENCH_MODEL") {
+        for precision in ["int8", "q4"] {
+            cpu_engine_alone(agent, &model.to_string_lossy(), precision);
+        }
+    }
+}
+
+/// Time to first token and to the last of a 150-token answer on the CPU engine alone (no
+/// vLLM), through gpu-backend and through the edge: 5 answers each after one warm-up, greedy
+/// (the same work every time), one at a time.
+fn cpu_engine_alone(agent: &ureq::Agent, model: &str, precision: &str) {
+    const ANSWER: usize = 150;
+    let backend = Backend::start_release_ready(
+        &[],
+        &[
+            ("ENGINE", "cpu"),
+            ("CPU_MODEL_PATH", model),
+            ("CPU_PRECISION", precision),
+            ("VLLM_MAX_MODEL_LEN", "2048"),
+        ],
+    );
+    let max_tokens = ANSWER.to_string();
+    let edge = start_full_edge(
+        "bench-full-cpu",
+        &backend,
+        &[
+            ("CHAT_MAX_TOKENS", max_tokens.as_str()),
+            ("CHAT_TEMPERATURE", "0"),
+            ("VLLM_MAX_MODEL_LEN", "2048"),
+            ("BACKEND_TOTAL_TIMEOUT_MS", "60000"),
+        ],
+    );
+    let client = Client::new(&edge.base_url(), edge.secret());
+    let body = serde_json::json!({
+        "model": MODEL, "messages": [{"role": "user", "content": QUESTION}], "stream": true,
+        "max_tokens": ANSWER, "temperature": 0, "stream_options": {"include_usage": true},
+    });
+    let (mut first, mut whole, mut tokens) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut chain_first, mut chain_whole) = (Vec::new(), Vec::new());
+    for i in 0..6 {
+        let started = Instant::now();
+        let mut r = agent
+            .post(&format!("{}/v1/chat/completions", backend.url()))
+            .header("authorization", &format!("Bearer {}", backend.key))
+            .send_json(&body)
+            .unwrap();
+        let (mut at_first, mut used) = (None, 0);
+        for v in sse_json(r.body_mut().as_reader()) {
+            if v["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+            {
+                at_first.get_or_insert_with(|| started.elapsed());
+            }
+            if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
+                used = n;
+            }
+        }
+        let at_end = started.elapsed();
+        let token = client.token("bench-cpu");
+        let cleared = agent
+            .delete(&format!("{}/api/chat/history/bench-cpu", edge.base_url()))
+            .header("authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        assert_eq!(cleared.status(), 200);
+        let (mut r, started, _) = streamed_turn(
+            agent,
+            &edge.base_url(),
+            &token,
+            serde_json::json!({"message": QUESTION}),
+        );
+        let c = chain_first_delta(r.body_mut().as_reader(), started);
+        let c_end = started.elapsed();
+        if i == 0 {
+            continue; // warm-up
+        }
+        if let (Some(f), Some(c)) = (at_first, c) {
+            first.push(f.as_secs_f64() * 1000.0);
+            whole.push(at_end.as_secs_f64() * 1000.0);
+            tokens.push(used as f64);
+            chain_first.push(c.as_secs_f64() * 1000.0);
+            chain_whole.push(c_end.as_secs_f64() * 1000.0);
+        }
+    }
+    for v in [
+        &mut first,
+        &mut whole,
+        &mut tokens,
+        &mut chain_first,
+        &mut chain_whole,
+    ] {
+        v.sort_by(f64::total_cmp);
+    }
+    println!(
+        "
+CPU engine alone ({precision}, bloom-560m shape, 2 cores, vLLM stopped), {} answers of {} tokens (median), greedy:",
+        first.len(),
+        percentile(&tokens, 50.0)
+    );
+    println!("{:<34} {:>9} {:>9}", "path", "p50 ms", "p99 ms");
+    row("gpu-backend: first token", &first);
+    row("gpu-backend: whole answer", &whole);
+    row("edge → gpu-backend: first delta", &chain_first);
+    row("edge → gpu-backend: whole answer", &chain_whole);
+}
+
+/// Full mode on the real vLLM (tiny model): first token through each path, then throughput.
+fn through_vllm(agent: &ureq::Agent, requests: usize) {
     let vllm = Vllm::start();
     vllm.wait();
     // The release build, as operators run it (`cargo xtask bench-full` builds), with the
@@ -196,7 +312,7 @@ fn main() {
             .unwrap();
         assert_eq!(cleared.status(), 200, "history of {user} not cleared");
         let (mut r, started, head) = streamed_turn(
-            &agent,
+            agent,
             &edge.base_url(),
             &token,
             serde_json::json!({"message": QUESTION}),
@@ -206,7 +322,7 @@ fn main() {
         // The edge's front alone, in the same conditions: a streamed turn it answers itself.
         let token = client.token(&format!("bench-minimal-{}", i % 8));
         let (mut r, started, m_head) = streamed_turn(
-            &agent,
+            agent,
             &edge.base_url(),
             &token,
             serde_json::json!({"message": QUESTION, "mode": "minimal"}),

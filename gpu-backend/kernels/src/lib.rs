@@ -25,8 +25,9 @@ pub use activations::Activations;
 pub use matrix::Matrix;
 use thiserror::Error;
 
-/// Columns are padded to a multiple of this (one 512-bit register of int8).
-pub const COLUMN_ALIGN: usize = 64;
+/// Columns are padded to a multiple of this (two 512-bit registers of int8: one 64-byte load
+/// of 4-bit weights).
+pub const COLUMN_ALIGN: usize = 128;
 /// 4-bit weights share one scale per block of this many.
 pub const Q4_BLOCK: usize = 32;
 

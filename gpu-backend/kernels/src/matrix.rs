@@ -22,9 +22,9 @@ pub(crate) enum Weights {
         scales: Vec<f32>,
         sums: Vec<i32>,
     },
-    /// `w ≈ (nibble - 8) * scale[block]`, blocks of 32 along the row. Per 64 columns (a pair
-    /// of blocks), 32 bytes whose low nibbles then high nibbles fill one 64-byte register in
-    /// the order of [`q4_position`].
+    /// `w ≈ (nibble - 8) * scale[block]`, blocks of 32 along the row. Per 128 columns (two
+    /// pairs of blocks), 64 bytes: their low nibbles fill one register for the first pair,
+    /// their high nibbles one for the second, each in the order of [`q4_position`].
     Q4 {
         q: Vec<u8>,
         scales: Vec<f32>,
@@ -235,11 +235,11 @@ pub(crate) fn q4_position(col: usize) -> usize {
 }
 
 /// Column `col`'s byte and whether it is the high nibble, in a row packed as [`Weights::Q4`]:
-/// register bytes 0..32 are the low nibbles of the pair's 32 bytes, 32..64 the high ones.
+/// per 128 columns, 64 bytes whose low nibbles are the first pair's register and high
+/// nibbles the second's.
 fn nibble_at(col: usize) -> (usize, bool) {
-    let position = q4_position(col);
-    let (group, j) = (position / 64, position % 64);
-    (group * 32 + j % 32, j >= 32)
+    let (group, within) = (col / 128, col % 128);
+    (group * 64 + q4_position(within % 64), within >= 64)
 }
 
 pub(crate) fn get_nibble(row: &[u8], col: usize) -> u8 {

@@ -74,10 +74,6 @@ macro_rules! tiles {
     }};
 }
 
-/// Bytes ahead of the loads that the quantized kernels prefetch (DRAM's latency hidden behind
-/// the arithmetic of a four-token tile).
-const PREFETCH: usize = 512;
-
 pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f32]) {
     let (ms, xs, tokens) = (m.stride(), x.stride(), x.tokens());
     let (first, width) = (rows.start, rows.len());
@@ -254,9 +250,7 @@ unsafe fn int8_tile<const R: usize, const T: usize>(
             // SAFETY: row i's 64 weights at c are inside the tile. A prefetch never faults,
             // also past the end; it asks for the row's bytes some way ahead of the loads.
             unsafe {
-                if T > 1 {
-                    _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(i * ws + c + PREFETCH).cast());
-                }
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((i + R) * ws + c).cast());
                 *v = _mm512_loadu_si512(w.add(i * ws + c).cast());
             }
         }
@@ -278,9 +272,9 @@ unsafe fn int8_tile<const R: usize, const T: usize>(
     out
 }
 
-/// Sums over blocks of `scale[block] * (sum(nibble * a) - 8 * sum(a))`, in fp32. A pair of
-/// blocks fills one register with their 32-bit lanes alternating (see `Weights::Q4`), so the
-/// pair's two scales are one 64-bit broadcast.
+/// Sums over blocks of `scale[block] * (sum(nibble * a) - 8 * sum(a))`, in fp32. One 64-byte
+/// load holds two pairs of blocks (low nibbles, high nibbles); in each, the two blocks' 32-bit
+/// lanes alternate (see `Weights::Q4`), so a pair's two scales are one 64-bit broadcast.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn q4_tile<const R: usize, const T: usize>(
@@ -295,44 +289,40 @@ unsafe fn q4_tile<const R: usize, const T: usize>(
 ) -> [[f32; T]; R] {
     let low = _mm512_set1_epi8(0x0f);
     let mut acc = [[_mm512_setzero_ps(); T]; R];
-    let mut wv = [_mm512_setzero_si512(); R];
-    let mut sv = [_mm512_setzero_ps(); R];
-    for p in 0..pairs {
+    let mut wv = [[_mm512_setzero_si512(); 2]; R];
+    let mut sv = [[_mm512_setzero_ps(); 2]; R];
+    for q in 0..pairs / 2 {
         for i in 0..R {
-            // SAFETY: row i's 32 packed bytes of pair p are inside the tile; a prefetch never
-            // faults.
-            let packed = unsafe {
-                if T > 1 {
-                    _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(i * ws + p * 32 + PREFETCH).cast());
-                }
-                _mm256_loadu_si256(w.add(i * ws + p * 32).cast())
-            };
-            let both = _mm512_inserti64x4(
-                _mm512_castsi256_si512(packed),
-                _mm256_srli_epi16(packed, 4),
-                1,
-            );
-            wv[i] = _mm512_and_si512(both, low);
-            // SAFETY: row i's scales of blocks 2p and 2p + 1 (8 bytes) are inside the tile.
-            let pair = unsafe {
-                scales
-                    .add(i * blocks + 2 * p)
-                    .cast::<i64>()
-                    .read_unaligned()
-            };
-            sv[i] = _mm512_castsi512_ps(_mm512_set1_epi64(pair));
-        }
-        for j in 0..T {
-            // SAFETY: token j's 64 values and 16 offsets of pair p are inside the tile.
-            let (av, ov) = unsafe {
+            // SAFETY: row i's 64 packed bytes of pairs 2q and 2q + 1, and their four scales,
+            // are inside the tile; a prefetch never faults (it asks for the next tile's row).
+            let (packed, s0, s1) = unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((i + R) * ws + q * 64).cast());
+                let base = scales.add(i * blocks + 4 * q).cast::<i64>();
                 (
-                    _mm512_loadu_si512(a.add(j * xs + p * 64).cast()),
-                    _mm512_loadu_si512(offsets.add((j * pairs + p) * 16).cast()),
+                    _mm512_loadu_si512(w.add(i * ws + q * 64).cast()),
+                    base.read_unaligned(),
+                    base.add(1).read_unaligned(),
                 )
             };
-            for i in 0..R {
-                let dot = _mm512_dpbusd_epi32(ov, wv[i], av);
-                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sv[i], acc[i][j]);
+            wv[i][0] = _mm512_and_si512(packed, low);
+            wv[i][1] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low);
+            sv[i][0] = _mm512_castsi512_ps(_mm512_set1_epi64(s0));
+            sv[i][1] = _mm512_castsi512_ps(_mm512_set1_epi64(s1));
+        }
+        for j in 0..T {
+            for half in 0..2 {
+                let p = 2 * q + half;
+                // SAFETY: token j's 64 values and 16 offsets of pair p are inside the tile.
+                let (av, ov) = unsafe {
+                    (
+                        _mm512_loadu_si512(a.add(j * xs + p * 64).cast()),
+                        _mm512_loadu_si512(offsets.add((j * pairs + p) * 16).cast()),
+                    )
+                };
+                for i in 0..R {
+                    let dot = _mm512_dpbusd_epi32(ov, wv[i][half], av);
+                    acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sv[i][half], acc[i][j]);
+                }
             }
         }
     }
