@@ -145,10 +145,12 @@ fn main() {
 }
 
 /// Time to first token and to the last of a 150-token answer on the CPU engine alone (no
-/// vLLM), through gpu-backend and through the edge: 5 answers each after one warm-up, greedy
-/// (the same work every time), one at a time.
+/// vLLM), through gpu-backend and through the edge: 5 answers each after one warm-up, one at a
+/// time, sampled hot like the rest of this bench (random weights repeat one token when greedy,
+/// and the edge's PII filter holds a word until a space ends it).
 fn cpu_engine_alone(agent: &ureq::Agent, model: &str, precision: &str) {
     const ANSWER: usize = 150;
+    let max_tokens = ANSWER.to_string();
     let backend = Backend::start_release_ready(
         &[],
         &[
@@ -156,15 +158,15 @@ fn cpu_engine_alone(agent: &ureq::Agent, model: &str, precision: &str) {
             ("CPU_MODEL_PATH", model),
             ("CPU_PRECISION", precision),
             ("VLLM_MAX_MODEL_LEN", "2048"),
+            ("CHAT_MAX_TOKENS", max_tokens.as_str()),
+            ("CHAT_TEMPERATURE", TEMPERATURE),
         ],
     );
-    let max_tokens = ANSWER.to_string();
     let edge = start_full_edge(
         "bench-full-cpu",
         &backend,
         &[
             ("CHAT_MAX_TOKENS", max_tokens.as_str()),
-            ("CHAT_TEMPERATURE", "0"),
             ("VLLM_MAX_MODEL_LEN", "2048"),
             ("BACKEND_TOTAL_TIMEOUT_MS", "60000"),
         ],
@@ -172,7 +174,8 @@ fn cpu_engine_alone(agent: &ureq::Agent, model: &str, precision: &str) {
     let client = Client::new(&edge.base_url(), edge.secret());
     let body = serde_json::json!({
         "model": MODEL, "messages": [{"role": "user", "content": QUESTION}], "stream": true,
-        "max_tokens": ANSWER, "temperature": 0, "stream_options": {"include_usage": true},
+        "max_tokens": ANSWER, "temperature": TEMPERATURE.parse::<f64>().unwrap(),
+        "stream_options": {"include_usage": true},
     });
     let (mut first, mut whole, mut tokens) = (Vec::new(), Vec::new(), Vec::new());
     let (mut chain_first, mut chain_whole) = (Vec::new(), Vec::new());
@@ -232,8 +235,7 @@ fn cpu_engine_alone(agent: &ureq::Agent, model: &str, precision: &str) {
         v.sort_by(f64::total_cmp);
     }
     println!(
-        "
-CPU engine alone ({precision}, bloom-560m shape, 2 cores, vLLM stopped), {} answers of {} tokens (median), greedy:",
+        "\nCPU engine alone ({precision}, bloom-560m shape, 2 cores, vLLM stopped), {} answers of {} tokens (median):",
         first.len(),
         percentile(&tokens, 50.0)
     );

@@ -14,6 +14,7 @@
 //! both CPUID and that the OS saves the registers.
 
 mod activations;
+mod attention;
 mod matrix;
 mod portable;
 #[cfg(target_arch = "x86_64")]
@@ -22,6 +23,7 @@ mod x86;
 use std::ops::Range;
 
 pub use activations::Activations;
+pub use attention::{HeadCache, alibi_attention};
 pub use matrix::Matrix;
 use thiserror::Error;
 

@@ -134,3 +134,47 @@ fn the_isa_detected_is_usable() {
         cpu_kernels::native_bf16()
     );
 }
+
+/// The attention of one query against a plain computation in f64.
+#[test]
+fn alibi_attention_matches_the_formula() {
+    let (d, visible, stride, offset) = (64, 37, 3 * 64, 64);
+    let keys: Vec<f32> = (0..visible * stride)
+        .map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0)
+        .collect();
+    let values: Vec<f32> = (0..visible * stride)
+        .map(|i| ((i * 11) % 23) as f32 / 11.0 - 1.0)
+        .collect();
+    let q: Vec<f32> = (0..d).map(|i| (i % 7) as f32 / 3.0 - 1.0).collect();
+    let (scale, slope) = (0.125, 0.25);
+    let cache = cpu_kernels::HeadCache {
+        keys: &keys,
+        values: &values,
+        stride,
+        offset,
+    };
+    let mut out = vec![0.0; d];
+    cpu_kernels::alibi_attention(&q, &cache, visible, scale, slope, &mut Vec::new(), &mut out);
+    let scores: Vec<f64> = (0..visible)
+        .map(|p| {
+            (0..d)
+                .map(|i| f64::from(q[i]) * f64::from(keys[p * stride + offset + i]))
+                .sum::<f64>()
+                * f64::from(scale)
+                + f64::from(slope) * p as f64
+        })
+        .collect();
+    let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    for i in 0..d {
+        let want: f64 = (0..visible)
+            .map(|p| weights[p] / total * f64::from(values[p * stride + offset + i]))
+            .sum();
+        assert!(
+            (f64::from(out[i]) - want).abs() < 1e-5,
+            "{i}: {} vs {want}",
+            out[i]
+        );
+    }
+}

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use cpu_kernels::{Activations, Isa, Matrix, Precision, gemm};
+use cpu_kernels::{Activations, HeadCache, Isa, Matrix, Precision, alibi_attention, gemm};
 use rayon::prelude::*;
 use serde::Deserialize;
 use thiserror::Error;
@@ -379,29 +379,33 @@ impl Bloom {
                     values.extend_from_slice(&head[2 * hd..]);
                 }
             }
-            let (keys, values) = (&*keys, &*values);
+            let cache = HeadCache {
+                keys,
+                values,
+                stride: h,
+                offset: 0,
+            };
             let rows = &qkv[offset * 3 * h..(offset + n) * 3 * h];
             context[offset * h..(offset + n) * h]
                 .par_chunks_mut(hd)
                 .enumerate()
-                .for_each(|(i, out)| {
+                .for_each_init(Vec::new, |scores, (i, out)| {
                     let (token, head) = (i / heads, i % heads);
                     let q = &rows[token * 3 * h + head * 3 * hd..][..hd];
+                    let head_cache = HeadCache {
+                        offset: head * hd,
+                        ..cache
+                    };
                     let visible = past + token + 1;
-                    let slope = self.slopes[head];
-                    let mut scores: Vec<f32> = (0..visible)
-                        .map(|pos| {
-                            let k = &keys[pos * h + head * hd..][..hd];
-                            dot(q, k) * scale + slope * pos as f32
-                        })
-                        .collect();
-                    softmax(&mut scores);
-                    for (pos, p) in scores.iter().enumerate() {
-                        let v = &values[pos * h + head * hd..][..hd];
-                        for (o, x) in out.iter_mut().zip(v) {
-                            *o += p * x;
-                        }
-                    }
+                    alibi_attention(
+                        q,
+                        &head_cache,
+                        visible,
+                        scale,
+                        self.slopes[head],
+                        scores,
+                        out,
+                    );
                 });
             offset += n;
         }
@@ -458,8 +462,9 @@ fn alibi_slopes(heads: usize) -> Vec<f32> {
     slopes
 }
 
-/// Element-wise work below this many values stays on one thread (a hand-off costs more).
-const PARALLEL_VALUES: usize = 16 * 1024;
+/// Element-wise work is handed to threads in parts of this many values (smaller parts cost
+/// more in hand-offs than they save).
+const PARALLEL_VALUES: usize = 4 * 1024;
 
 fn layer_norm(x: &mut [f32], norm: &Norm, epsilon: f32) {
     let h = norm.weight.len();
@@ -489,35 +494,6 @@ fn add(x: &mut [f32], y: &[f32]) {
     }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = a
-        .chunks_exact(8)
-        .remainder()
-        .iter()
-        .zip(b.chunks_exact(8).remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    acc.iter().sum::<f32>() + tail
-}
-
-fn softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-    let mut sum = 0.0;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    for v in x.iter_mut() {
-        *v /= sum;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,13 +510,5 @@ mod tests {
         assert_eq!(s.len(), 12);
         assert!((s[8] - 2f32.powf(-0.5)).abs() < 1e-7);
         assert!((s[9] - 2f32.powf(-1.5)).abs() < 1e-7);
-    }
-
-    #[test]
-    fn softmax_sums_to_one() {
-        let mut x = vec![1.0, 2.0, 3.0, -1e30];
-        softmax(&mut x);
-        assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert_eq!(x[3], 0.0);
     }
 }
