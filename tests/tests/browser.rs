@@ -26,6 +26,11 @@ fn chromium() -> String {
     path
 }
 
+/// A full-mode reply long enough to reach the page in several reads: the CPU engine makes the
+/// tiny model's tokens in a fraction of a millisecond each, and a reply of a few dozen can
+/// arrive in one read, which the page shows in one step.
+const REPLY_TOKENS: &str = "192";
+
 fn start_edge(launcher: Launcher, name: &str, backend: &Backend) -> LocalRuntime {
     let burst = BURST.to_string();
     LocalRuntime::start(
@@ -39,7 +44,7 @@ fn start_edge(launcher: Launcher, name: &str, backend: &Backend) -> LocalRuntime
             ("BACKEND_FIRST_TOKEN_TIMEOUT_MS", "20000"),
             // The random model says words only when sampled hot.
             ("CHAT_TEMPERATURE", "2.0"),
-            ("CHAT_MAX_TOKENS", "24"),
+            ("CHAT_MAX_TOKENS", REPLY_TOKENS),
             ("CHAT_MODEL_NAME", MODEL),
             ("VLLM_MAX_MODEL_LEN", &MAX_MODEL_LEN.to_string()),
             // One request per minute after the burst: the limited user's countdown is long.
@@ -128,7 +133,14 @@ fn browse(edge: &LocalRuntime, name: &str, chromium: &str) {
 fn chat_page_in_chromium_on_workerd_and_spin() {
     let chromium = chromium();
     let model = tiny_model().to_string_lossy().into_owned();
-    let backend = Backend::start(&[], &[("ENGINE", "cpu"), ("CPU_MODEL_PATH", &model)]);
+    let backend = Backend::start(
+        &[],
+        &[
+            ("ENGINE", "cpu"),
+            ("CPU_MODEL_PATH", &model),
+            ("CHAT_MAX_TOKENS", REPLY_TOKENS),
+        ],
+    );
     e2e::vllm::wait_healthy(
         &format!("{}/health", backend.url()),
         std::time::Duration::from_secs(60),
