@@ -31,10 +31,10 @@ pub fn alibi_attention(
         Isa::Avx512 => unsafe { attention_avx512(q, cache, visible, scale, slope, scores, out) },
         // SAFETY: `Isa::detect()` found AVX2 and FMA usable by this process.
         Isa::Avx2 => unsafe { attention_avx2(q, cache, visible, scale, slope, scores, out) },
-        Isa::Portable => attention(q, cache, visible, scale, slope, scores, out),
+        Isa::Portable => attention(q, cache, visible, scale, slope, scores, out, |_| ()),
     }
     #[cfg(not(target_arch = "x86_64"))]
-    attention(q, cache, visible, scale, slope, scores, out);
+    attention(q, cache, visible, scale, slope, scores, out, |_| ());
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -48,7 +48,7 @@ unsafe fn attention_avx512(
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
-    attention(q, cache, visible, scale, slope, scores, out);
+    attention(q, cache, visible, scale, slope, scores, out, prefetch);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -62,9 +62,26 @@ unsafe fn attention_avx2(
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
-    attention(q, cache, visible, scale, slope, scores, out);
+    attention(q, cache, visible, scale, slope, scores, out, prefetch);
 }
 
+/// Asks for the cache line at `p` ahead of its use. A prefetch never faults, whatever the
+/// address, so `p` may point past the history.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    // SAFETY: SSE is part of x86_64's baseline, and a prefetch reads nothing the program sees.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+}
+
+/// Positions ahead of the one being read whose keys (and values, read after) are asked for:
+/// a head's history is tens of KB that the hardware prefetcher, starting cold on each task,
+/// does not fetch ahead fast enough (a batch's attention waited on memory half the time).
+const PREFETCH_POSITIONS: usize = 8;
+
+/// The kernel; `prefetch` asks for a cache line ahead of use (a no-op where there is none).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn attention(
     q: &[f32],
@@ -74,12 +91,20 @@ fn attention(
     slope: f32,
     scores: &mut Vec<f32>,
     out: &mut [f32],
+    prefetch: impl Fn(*const f32),
 ) {
     let d = q.len();
     scores.clear();
     let mut max = f32::NEG_INFINITY;
+    // A cache line holds 16 values.
+    let lines = d.div_ceil(16);
     for pos in 0..visible {
         let start = pos * cache.stride + cache.offset;
+        let ahead = start + PREFETCH_POSITIONS * cache.stride;
+        for line in 0..lines {
+            prefetch(cache.keys.as_ptr().wrapping_add(ahead + 16 * line));
+            prefetch(cache.values.as_ptr().wrapping_add(start + 16 * line));
+        }
         let score = dot(q, &cache.keys[start..start + d]) * scale + slope * pos as f32;
         max = max.max(score);
         scores.push(score);

@@ -80,10 +80,19 @@ pub struct Bloom {
     pool: rayon::ThreadPool,
 }
 
-/// The keys and values of every layer for one sequence's tokens so far, `[position][hidden]`.
+/// The keys and values of every layer for one sequence's tokens so far: per layer, per head,
+/// `[position][head_dim]`. One head's history is contiguous so that attention streams it; laid
+/// out `[position][hidden]`, each position of a head sat on its own 4 KB page and a batch's
+/// attention waited on a cache miss per position.
 pub struct KvCache {
-    layers: Vec<(Vec<f32>, Vec<f32>)>,
+    layers: Vec<Vec<HeadHistory>>,
     len: usize,
+}
+
+#[derive(Default)]
+struct HeadHistory {
+    keys: Vec<f32>,
+    values: Vec<f32>,
 }
 
 impl KvCache {
@@ -263,7 +272,7 @@ impl Bloom {
     pub fn empty_cache(&self) -> KvCache {
         KvCache {
             layers: (0..self.layers.len())
-                .map(|_| (Vec::new(), Vec::new()))
+                .map(|_| (0..self.heads).map(|_| HeadHistory::default()).collect())
                 .collect(),
             len: 0,
         }
@@ -358,57 +367,54 @@ impl Bloom {
     }
 
     /// Appends each sequence's new keys and values to its cache and attends: the context
-    /// vectors `[token][hidden]` for every token of the step.
+    /// vectors `[token][hidden]` for every token of the step. Every (token, head) of every
+    /// sequence is one task of one parallel pass.
     fn attention(&self, layer: usize, qkv: &[f32], seqs: &mut [SequenceStep<'_>]) -> Vec<f32> {
         let (h, heads) = (self.hidden, self.heads);
         let hd = h / heads;
         let scale = 1.0 / (hd as f32).sqrt();
         let total = qkv.len() / (3 * h);
-        let mut context = vec![0.0f32; total * h];
+        // Per token of the step: its sequence and how many positions it sees.
+        let mut tokens = Vec::with_capacity(total);
         let mut offset = 0;
-        for s in seqs.iter_mut() {
-            let (keys, values) = &mut s.cache.layers[layer];
-            let past = keys.len() / h;
+        for (si, s) in seqs.iter_mut().enumerate() {
+            let history = &mut s.cache.layers[layer];
+            let past = s.cache.len;
             let n = s.ids.len();
             // transformers views the fused projection as [heads, 3, head_dim].
-            for row in qkv[offset * 3 * h..(offset + n) * 3 * h].chunks_exact(3 * h) {
-                for head in row.chunks_exact(3 * hd) {
-                    keys.extend_from_slice(&head[hd..2 * hd]);
-                }
-                for head in row.chunks_exact(3 * hd) {
-                    values.extend_from_slice(&head[2 * hd..]);
-                }
-            }
-            let cache = HeadCache {
-                keys,
-                values,
-                stride: h,
-                offset: 0,
-            };
-            let rows = &qkv[offset * 3 * h..(offset + n) * 3 * h];
-            context[offset * h..(offset + n) * h]
-                .par_chunks_mut(hd)
+            for (t, row) in qkv[offset * 3 * h..(offset + n) * 3 * h]
+                .chunks_exact(3 * h)
                 .enumerate()
-                .for_each_init(Vec::new, |scores, (i, out)| {
-                    let (token, head) = (i / heads, i % heads);
-                    let q = &rows[token * 3 * h + head * 3 * hd..][..hd];
-                    let head_cache = HeadCache {
-                        offset: head * hd,
-                        ..cache
-                    };
-                    let visible = past + token + 1;
-                    alibi_attention(
-                        q,
-                        &head_cache,
-                        visible,
-                        scale,
-                        self.slopes[head],
-                        scores,
-                        out,
-                    );
-                });
+            {
+                for (head, fused) in history.iter_mut().zip(row.chunks_exact(3 * hd)) {
+                    head.keys.extend_from_slice(&fused[hd..2 * hd]);
+                    head.values.extend_from_slice(&fused[2 * hd..]);
+                }
+                tokens.push((si, past + t + 1));
+            }
             offset += n;
         }
+        let histories: Vec<&[HeadHistory]> = seqs
+            .iter()
+            .map(|s| s.cache.layers[layer].as_slice())
+            .collect();
+        let mut context = vec![0.0f32; total * h];
+        context
+            .par_chunks_mut(hd)
+            .enumerate()
+            .for_each_init(Vec::new, |scores, (i, out)| {
+                let (token, head) = (i / heads, i % heads);
+                let (seq, visible) = tokens[token];
+                let history = &histories[seq][head];
+                let q = &qkv[token * 3 * h + head * 3 * hd..][..hd];
+                let cache = HeadCache {
+                    keys: &history.keys,
+                    values: &history.values,
+                    stride: hd,
+                    offset: 0,
+                };
+                alibi_attention(q, &cache, visible, scale, self.slopes[head], scores, out);
+            });
         context
     }
 
