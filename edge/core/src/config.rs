@@ -9,7 +9,7 @@ use crate::app::cors::CorsPolicy;
 use crate::auth::{KeyError, TokenPolicy};
 use crate::history::HistoryPolicy;
 use crate::rate_limit::Quota;
-use crate::response_cache::{CacheMode, CacheSettings};
+use crate::response_cache::{self, CacheMode, CacheSettings};
 use crate::seal::SealError;
 
 #[derive(Debug, Error)]
@@ -363,6 +363,24 @@ impl EdgeConfig {
                     "seconds in 60..=2592000 (30 days)",
                 )?,
                 namespace: v.raw("CACHE_NAMESPACE").unwrap_or_else(|| "1".into()),
+                shared_intents: match v.raw("CACHE_SHARED_INTENTS") {
+                    None => response_cache::shared::all_small_talk(),
+                    Some(value) => {
+                        response_cache::shared::parse_shared_intents(&value).map_err(|reason| {
+                            ConfigError::Invalid {
+                                var: "CACHE_SHARED_INTENTS",
+                                value,
+                                reason,
+                            }
+                        })?
+                    }
+                },
+                intent_min_confidence: v.parse(
+                    "CACHE_INTENT_MIN_CONFIDENCE",
+                    response_cache::shared::DEFAULT_MIN_CONFIDENCE,
+                    |x| (0.0..=1.0).contains(x),
+                    "a confidence in 0..=1",
+                )?,
             },
         })
     }
@@ -410,6 +428,8 @@ mod tests {
             ("CACHE_MODE", "always"),
             ("CACHE_POOL_SIZE", "0"),
             ("CACHE_TTL_SECONDS", "10"),
+            ("CACHE_SHARED_INTENTS", "greeting,weather"),
+            ("CACHE_INTENT_MIN_CONFIDENCE", "1.5"),
         ] {
             let mut pairs = BASE.to_vec();
             pairs.push((var, value));

@@ -291,3 +291,166 @@ fn minimal_turns_and_openai_turns_say_how_the_cache_took_part() {
     assert_eq!(body["choices"][0]["message"]["content"], "Hi!");
     assert_eq!(body["cached"], true);
 }
+
+fn x_cache_key(resp: &HttpResponse) -> &str {
+    resp.header("x-cache-key").unwrap_or("none")
+}
+
+#[test]
+fn paraphrases_of_small_talk_share_their_intents_pool() {
+    let h = harness("serve", "2");
+    fill(
+        &h,
+        "tell me a joke",
+        &["Why did the bot cross the road?", "Knock knock."],
+    );
+    let before = calls(&h);
+    for (i, paraphrase) in [
+        "make me laugh",
+        "do you know any good jokes",
+        "Tell me a JOKE!",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let resp = first_turn(&h, &format!("paraphrase-{i}"), paraphrase, &[]);
+        assert_eq!(x_cache(&resp), "HIT", "{paraphrase}");
+        assert_eq!(x_cache_key(&resp), "intent", "{paraphrase}");
+        assert_eq!(json(&resp)["cached"], true);
+        assert_eq!(json(&resp)["intent"], "tell_joke");
+    }
+    assert_eq!(calls(&h), before, "a hit called the backend");
+
+    // Out of scope, and another small-talk intent: neither is answered from the jokes.
+    play(&h, Script::tokens(&["Four large ones."]));
+    let moons = first_turn(&h, "moons", "how many moons does jupiter have", &[]);
+    assert_eq!((x_cache(&moons), x_cache_key(&moons)), ("MISS", "exact"));
+    play(&h, Script::tokens(&["I am an assistant."]));
+    let bot = first_turn(&h, "bot", "are you a robot", &[]);
+    assert_eq!((x_cache(&bot), x_cache_key(&bot)), ("MISS", "intent"));
+    assert_eq!(calls(&h), before + 2);
+
+    let health = json(&h.get("/api/chat/health", &h.token("ops")));
+    assert_eq!(health["cache"]["hits"]["intent"], 3, "{health}");
+    assert_eq!(health["cache"]["hits"]["exact"], 0);
+    assert_eq!(health["cache"]["intent_min_confidence"], 0.5);
+}
+
+#[test]
+fn unsure_readings_unlisted_intents_and_bare_upstream_intents_keep_the_exact_key() {
+    let turn_with_context = |h: &Harness, user: &str, context: Value| {
+        play(h, Script::tokens(&["Hi."]));
+        let resp = h.send(
+            HttpRequest::new("POST", "/api/chat/respond")
+                .with_header("authorization", &format!("Bearer {}", h.token(user)))
+                .with_header("content-type", "application/json")
+                .with_body(json!({"message": "wassup", "context": context}).to_string()),
+        );
+        assert_eq!(resp.status, 200);
+        x_cache_key(&resp).to_owned()
+    };
+    let h = harness("serve", "2");
+    assert_eq!(
+        turn_with_context(&h, "a", json!({"intent": "greeting"})),
+        "exact"
+    );
+    assert_eq!(
+        turn_with_context(&h, "b", json!({"intent": "greeting", "confidence": 0.3})),
+        "exact"
+    );
+    assert_eq!(
+        turn_with_context(&h, "c", json!({"intent": "greeting", "confidence": 0.9})),
+        "intent"
+    );
+
+    let mut vars = vec![
+        ("MINIMAL_MODE", "false"),
+        ("BACKEND_URL", "http://gpu.test:8000"),
+        ("CACHE_MODE", "serve"),
+        ("CACHE_SHARED_INTENTS", "greeting"),
+    ];
+    let h = Harness::new(&vars);
+    play(&h, Script::tokens(&["Ha."]));
+    assert_eq!(
+        x_cache_key(&first_turn(&h, "j", "tell me a joke", &[])),
+        "exact"
+    );
+    vars[3] = ("CACHE_INTENT_MIN_CONFIDENCE", "1");
+    let h = Harness::new(&vars);
+    play(&h, Script::tokens(&["Hello."]));
+    assert_eq!(
+        x_cache_key(&first_turn(&h, "g", "hello there", &[])),
+        "exact"
+    );
+}
+
+fn warm(h: &Harness, token: &str, body: Value) -> HttpResponse {
+    h.send(
+        HttpRequest::new("POST", "/api/chat/cache/warm")
+            .with_header("authorization", &format!("Bearer {token}"))
+            .with_header("content-type", "application/json")
+            .with_body(body.to_string()),
+    )
+}
+
+#[test]
+fn an_admin_warms_pools_ahead_of_traffic() {
+    let h = harness("serve", "2");
+    let user = warm(&h, &h.token("u"), json!({"questions": ["tell me a joke"]}));
+    assert_eq!(user.status, 403);
+    assert_eq!(json(&user)["error"]["code"], "forbidden");
+    let admin = h.admin_token("ops");
+    for (body, code) in [
+        (json!({"questions": []}), "invalid_questions"),
+        (json!({"questions": vec!["x"; 17]}), "invalid_questions"),
+        (json!({"questions": ["  "]}), "empty_message"),
+        (json!({"questions": ["hi"], "extra": 1}), "invalid_request"),
+    ] {
+        let resp = warm(&h, &admin, body.clone());
+        assert_eq!(resp.status, 422, "{body}");
+        assert_eq!(json(&resp)["error"]["code"], code, "{body}");
+    }
+
+    // Two phrasings of one intent: one pool, written at most once a second.
+    play(&h, Script::tokens(&["A joke."]));
+    play(&h, Script::tokens(&["Another joke."]));
+    let first = json(&warm(
+        &h,
+        &admin,
+        json!({"questions": ["tell me a joke", "make me laugh"]}),
+    ));
+    let warmed = first["warmed"].as_array().unwrap();
+    assert_eq!(warmed[0]["key"], "intent");
+    assert_eq!(warmed[0]["intent"], "tell_joke");
+    assert_eq!(
+        (warmed[0]["added"].clone(), warmed[0]["pool_size"].clone()),
+        (json!(true), json!(1))
+    );
+    assert_eq!(warmed[1]["added"], false);
+    assert!(
+        warmed[1]["skipped"].as_str().unwrap().contains("second"),
+        "{first}"
+    );
+    h.advance_ms(1_000);
+    play(&h, Script::tokens(&["A third joke."]));
+    let second = json(&warm(
+        &h,
+        &admin,
+        json!({"questions": ["make me laugh", "tell me a joke"]}),
+    ));
+    assert_eq!(second["warmed"][0]["full"], true, "{second}");
+    assert_eq!(second["warmed"][1]["full"], true);
+    assert_eq!(second["warmed"][1]["added"], false);
+    let before = calls(&h);
+    let hit = first_turn(&h, "first-user", "do you know any good jokes", &[]);
+    assert_eq!(x_cache(&hit), "HIT");
+    assert_eq!(calls(&h), before);
+
+    let minimal = Harness::new(&[("CACHE_MODE", "serve")]);
+    let resp = warm(
+        &minimal,
+        &minimal.admin_token("ops"),
+        json!({"questions": ["hi"]}),
+    );
+    assert_eq!(json(&resp)["error"]["code"], "no_backend");
+}

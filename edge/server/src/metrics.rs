@@ -72,7 +72,7 @@ impl Metrics {
         );
         registry.register(
             "cache",
-            "Cached model answers by outcome (hit, miss, bypass, fallback, stored, error)",
+            "Cached model answers by outcome (hit, miss, bypass, fallback, stored, error) and key kind (intent, exact, none)",
             cache.clone(),
         );
         Self {
@@ -138,6 +138,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/api/chat/model-info" => "/api/chat/model-info",
         "/v1/chat/completions" => "/v1/chat/completions",
         "/v1/models" => "/v1/models",
+        "/api/chat/cache/warm" => "/api/chat/cache/warm",
         p if p.starts_with("/api/chat/history/") => "/api/chat/history/{user_id}",
         p if p.starts_with("/api/chat/summary/") => "/api/chat/summary/{user_id}",
         _ => "other",
@@ -152,6 +153,7 @@ struct Fields {
     engine: Option<String>,
     reason: Option<String>,
     outcome: Option<String>,
+    key: Option<String>,
 }
 
 impl Visit for Fields {
@@ -160,6 +162,7 @@ impl Visit for Fields {
             "engine" => self.engine = Some(value.to_owned()),
             "reason" => self.reason = Some(value.to_owned()),
             "outcome" => self.outcome = Some(value.to_owned()),
+            "key" => self.key = Some(value.to_owned()),
             _ => {}
         }
     }
@@ -187,9 +190,11 @@ impl<S: tracing::Subscriber> Layer<S> for EventCounter {
                 .inc();
         }
         if let Some(outcome) = fields.outcome.filter(|_| target == "cache") {
+            // `key`: the pool's kind (intent or exact); absent for a turn that had none.
+            let key = fields.key.unwrap_or_else(|| "none".into());
             self.0
                 .cache
-                .get_or_create(&vec![("outcome", outcome)])
+                .get_or_create(&vec![("outcome", outcome), ("key", key)])
                 .inc();
         }
     }

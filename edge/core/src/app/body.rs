@@ -1,6 +1,7 @@
 //! Request bodies: content type and size checked before parsing, then the shape (an unknown
 //! top-level field of the Eindr API is a 422), then the message itself.
 
+use super::warm::{MAX_WARM_QUESTIONS, WarmRequest};
 use crate::api::{OpenAiChatRequest, RespondRequest};
 use crate::config::EdgeConfig;
 use crate::error::ApiError;
@@ -48,6 +49,25 @@ fn validate_message(message: &str, config: &EdgeConfig) -> Result<(), ApiError> 
         ));
     }
     Ok(())
+}
+
+/// A `POST /api/chat/cache/warm` body: 1 to [`MAX_WARM_QUESTIONS`] questions, each a valid
+/// message.
+pub(super) fn parse_warm(req: &HttpRequest, config: &EdgeConfig) -> Result<WarmRequest, ApiError> {
+    let body: WarmRequest = parse_json(req, config)?;
+    if body.questions.is_empty() || body.questions.len() > MAX_WARM_QUESTIONS {
+        return Err(ApiError::invalid(
+            "invalid_questions",
+            format!(
+                "questions holds {}; send 1 to {MAX_WARM_QUESTIONS} per call",
+                body.questions.len()
+            ),
+        ));
+    }
+    for question in &body.questions {
+        validate_message(question, config)?;
+    }
+    Ok(body)
 }
 
 /// A `POST /api/chat/respond` body, parsed and its message validated.

@@ -11,10 +11,13 @@ use crate::error::ApiError;
 use crate::history::Conversation;
 use crate::http::HttpRequest;
 use crate::platform::{ConversationStore, Outbound, Services};
-use crate::response_cache::{self, CacheMode, CachedAnswer, Pool};
+use crate::response_cache::{self, CacheMode, CachedAnswer, KeyKind, Pool, Question, shared};
 
 /// The response header that says how the cache took part in a turn.
 pub const CACHE_HEADER: &str = "x-cache";
+/// The response header that names the kind of the turn's pool (`intent` or `exact`), when it
+/// had one.
+pub const CACHE_KEY_HEADER: &str = "x-cache-key";
 
 /// The request's `Cache-Control`: `no-cache` (don't answer from the cache) and `no-store`
 /// (don't keep this answer).
@@ -51,6 +54,8 @@ pub(super) struct Prepared {
 pub(super) struct CacheLookup {
     /// The pool's key when the turn may use the cache (its prompt holds nothing personal).
     pub key: Option<String>,
+    /// Whether that key is the turn's intent's shared pool or its exact words'.
+    pub kind: Option<KeyKind>,
     /// What the pool held (empty when it was not read).
     pub pool: Pool,
     pub read: bool,
@@ -70,6 +75,10 @@ impl CacheLookup {
 
     pub fn header(&self) -> &'static str {
         self.took_part().0
+    }
+
+    pub fn key_header(&self) -> Option<&'static str> {
+        self.kind.map(KeyKind::as_str)
     }
 }
 
@@ -97,21 +106,47 @@ impl EdgeApp {
             Err(_) => Ok(Conversation::default()),
         };
         let settings = &self.config.cache;
-        let context = turn.context.as_ref();
-        let mut cache = CacheLookup::default();
-        if settings.mode == CacheMode::Off || !history_free || is_personal(context) {
+        if settings.mode == CacheMode::Off || !history_free || is_personal(turn.context.as_ref()) {
             tracing::info!(target: "cache", outcome = "bypass", "not cacheable");
             return Prepared {
                 conversation,
-                cache,
+                cache: CacheLookup::default(),
             };
         }
-        // The intent gpu-backend hears: the client's, else the edge's reading.
+        Prepared {
+            conversation,
+            cache: self.look_up(turn, svc).await,
+        }
+    }
+
+    /// The pool of a turn whose prompt holds nothing personal: its key (the intent's shared
+    /// pool or the exact words'), and, unless the request said `no-cache`, what it holds.
+    pub(super) async fn look_up<S: ConversationStore, O: Outbound>(
+        &self,
+        turn: &TurnRequest,
+        svc: &Services<'_, S, O>,
+    ) -> CacheLookup {
+        let settings = &self.config.cache;
+        let context = turn.context.as_ref();
+        let mut cache = CacheLookup::default();
         let reading = turn.reading();
-        let intent = context
-            .and_then(|c| c.intent.as_deref())
-            .unwrap_or(reading.intent);
-        let key = response_cache::key(settings, &self.config.generation, &turn.message, intent);
+        let question = match shared::shared_intent(
+            &reading,
+            context.and_then(|c| c.confidence),
+            &settings.shared_intents,
+            settings.intent_min_confidence,
+        ) {
+            Some(intent) => Question::Intent(intent),
+            None => Question::Exact {
+                message: &turn.message,
+                // The intent gpu-backend hears: the client's, else the edge's reading.
+                intent: context
+                    .and_then(|c| c.intent.as_deref())
+                    .unwrap_or(reading.intent),
+            },
+        };
+        let kind = question.kind();
+        let key = response_cache::key(settings, &self.config.generation, question);
         if !turn.cache_control.no_cache {
             cache.read = true;
             cache.pool = match svc.cache.get(&key).await {
@@ -124,16 +159,17 @@ impl EdgeApp {
             cache.hit = settings.mode == CacheMode::Serve && cache.pool.len() >= settings.pool_size;
         }
         let outcome = cache.took_part().1;
-        tracing::info!(target: "cache", outcome, "cache looked up");
-        cache.key = Some(key);
-        Prepared {
-            conversation,
-            cache,
+        if cache.hit {
+            self.cache_hits.count(kind);
         }
+        tracing::info!(target: "cache", outcome, key = kind.as_str(), "cache looked up");
+        cache.key = Some(key);
+        cache.kind = Some(kind);
+        cache
     }
 
     /// Adds a model answer that ended normally to the turn's pool, unless the request said
-    /// `no-store` or the PII filter changed it.
+    /// `no-store` or the PII filter changed it. Whether the pool was written with it.
     pub(super) async fn remember<S: ConversationStore, O: Outbound>(
         &self,
         turn: &TurnRequest,
@@ -141,11 +177,13 @@ impl EdgeApp {
         answer: CachedAnswer,
         masked: bool,
         svc: &Services<'_, S, O>,
-    ) {
+    ) -> bool {
         let settings = &self.config.cache;
-        let Some(key) = &lookup.key else { return };
+        let Some(key) = &lookup.key else {
+            return false;
+        };
         if settings.mode == CacheMode::Off || turn.cache_control.no_store || masked {
-            return;
+            return false;
         }
         // A `no-cache` request did not read the pool: read it now, so its answer joins it.
         let mut pool = if lookup.read {
@@ -153,20 +191,23 @@ impl EdgeApp {
         } else {
             match svc.cache.get(key).await {
                 Ok(bytes) => Pool::decode(bytes.as_deref(), svc.clock.now_ms()),
-                Err(_) => return,
+                Err(_) => return false,
             }
         };
         let now = svc.clock.now_ms();
         if !pool.add(answer, settings.pool_size, now, settings.ttl_s * 1000) {
-            return;
+            return false;
         }
         let ttl_s = pool.ttl_left_ms(now).div_ceil(1000).max(60);
         match svc.cache.put(key, pool.encode(), ttl_s).await {
             Ok(()) => {
-                tracing::info!(target: "cache", outcome = "stored", size = pool.len(), "answer cached")
+                let key = lookup.kind.map_or("exact", KeyKind::as_str);
+                tracing::info!(target: "cache", outcome = "stored", key, size = pool.len(), "answer cached");
+                true
             }
             Err(error) => {
-                tracing::warn!(target: "cache", outcome = "error", %error, "cache write failed")
+                tracing::warn!(target: "cache", outcome = "error", %error, "cache write failed");
+                false
             }
         }
     }

@@ -8,6 +8,7 @@ use super::EdgeApp;
 use crate::backend::{self, breaker::BreakerState};
 use crate::http::HttpResponse;
 use crate::platform::{ConversationStore, Outbound, Services};
+use crate::response_cache::KeyKind;
 
 pub(super) fn liveness() -> HttpResponse {
     HttpResponse::json(200, &json!({"status": "ok"}))
@@ -67,6 +68,15 @@ impl EdgeApp {
                     "pool_size": c.cache.pool_size,
                     "ttl_seconds": c.cache.ttl_s,
                     "store": svc.cache.kind(),
+                    "shared_intents": c.cache.shared_intents,
+                    "intent_min_confidence": c.cache.intent_min_confidence,
+                    // Since this instance started: on Workers and Spin an instance is short-lived;
+                    // the `cache` log lines count the whole fleet.
+                    "hits": {
+                        "intent": self.cache_hits.get(KeyKind::Intent),
+                        "exact": self.cache_hits.get(KeyKind::Exact),
+                        "scope": "this instance",
+                    },
                 },
                 "auth": {"algorithms": self.auth.algorithms()},
                 "version": env!("CARGO_PKG_VERSION"),

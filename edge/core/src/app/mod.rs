@@ -7,7 +7,7 @@
 //! - `turn`: the one turn pipeline (backend or reply engine, into a sink, then stored);
 //! - `answer` and `streaming`: a turn's answer whole or as server-sent events;
 //! - `records`: the user's stored conversation;
-//! - `history_api`, `info`: the other routes;
+//! - `history_api`, `info`, `warm`: the other routes;
 //! - `page`: the chat page for browsers;
 //! - `cors`: cross-origin access and the headers every response carries.
 
@@ -23,6 +23,7 @@ mod records;
 mod routes;
 mod streaming;
 mod turn;
+mod warm;
 
 use crate::auth::{Authenticator, KeySet};
 use crate::config::{ConfigError, EdgeConfig};
@@ -30,6 +31,7 @@ use crate::error::ApiError;
 use crate::history::HistoryCodec;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::platform::{ConversationStore, Outbound, Services};
+use crate::response_cache::HitCounts;
 use crate::seal::Sealer;
 use routes::{ApiRoute, Route, route};
 use tracing::Instrument;
@@ -40,6 +42,7 @@ pub struct EdgeApp {
     config: EdgeConfig,
     auth: Authenticator,
     history: HistoryCodec,
+    cache_hits: HitCounts,
 }
 
 impl EdgeApp {
@@ -61,6 +64,7 @@ impl EdgeApp {
             config,
             auth,
             history: HistoryCodec::new(sealer),
+            cache_hits: HitCounts::default(),
         })
     }
 
@@ -172,6 +176,10 @@ impl EdgeApp {
             ApiRoute::ChatHealth => Ok(Served::Whole(self.chat_health(svc).await)),
             ApiRoute::ModelInfo => Ok(Served::Whole(self.model_info())),
             ApiRoute::OpenAiModels => Ok(Served::Whole(self.models())),
+            ApiRoute::WarmCache => self
+                .warm_cache(req, &principal, svc, request_id)
+                .await
+                .map(Served::Whole),
         };
         // An admitted request's answer, error or not, carries its rate-limit headers.
         let mut reply = result.unwrap_or_else(|e| Served::Whole(e.to_response()));

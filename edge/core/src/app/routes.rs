@@ -28,6 +28,8 @@ pub(super) enum ApiRoute {
     ModelInfo,
     OpenAiChat,
     OpenAiModels,
+    /// `POST /api/chat/cache/warm` (admin scope): fill pools ahead of traffic.
+    WarmCache,
 }
 
 pub(super) fn route(method: &str, path: &str) -> Result<Route, ApiError> {
@@ -67,6 +69,7 @@ pub(super) fn route(method: &str, path: &str) -> Result<Route, ApiError> {
         "/api/chat/model-info" => only("GET", ApiRoute::ModelInfo),
         "/v1/chat/completions" => only("POST", ApiRoute::OpenAiChat),
         "/v1/models" => only("GET", ApiRoute::OpenAiModels),
+        "/api/chat/cache/warm" => only("POST", ApiRoute::WarmCache),
         _ => {
             if let Some(rest) = path.strip_prefix("/api/chat/history/") {
                 match method {

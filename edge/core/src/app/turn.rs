@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use eindr_contract::InferenceEngine;
 
 use super::body::{parse_openai, parse_respond};
-use super::cached::{CACHE_HEADER, CacheControl, Prepared, cached_answer};
+use super::cached::{CACHE_HEADER, CACHE_KEY_HEADER, CacheControl, Prepared, cached_answer};
 use super::streaming::{Served, StreamingTurn};
 use super::{EdgeApp, answer};
 use crate::api::{ChatContext, Flavour, Mode, OpenAiTurn};
@@ -81,14 +81,14 @@ pub(super) struct TurnOutcome {
 }
 
 /// A model answer relayed into the sink.
-struct BackendAnswer {
-    engine: InferenceEngine,
+pub(super) struct BackendAnswer {
+    pub engine: InferenceEngine,
     /// The failure that broke it off after some text.
-    cut: Option<BackendFailure>,
+    pub cut: Option<BackendFailure>,
     /// It ended with the backend's own end (not cut, not left by the client).
-    complete: bool,
+    pub complete: bool,
     /// The PII filter changed some of it.
-    masked: bool,
+    pub masked: bool,
 }
 
 fn accepts_events(req: &HttpRequest) -> bool {
@@ -177,6 +177,7 @@ impl EdgeApp {
             .prepared
             .as_ref()
             .map_or("BYPASS", |p| p.cache.header());
+        let key_header = turn.prepared.as_ref().and_then(|p| p.cache.key_header());
         let mut served = if turn.stream {
             Served::Stream(StreamingTurn::new(turn))
         } else {
@@ -184,9 +185,11 @@ impl EdgeApp {
             let outcome = self.run_turn(&turn, svc, &mut collected).await?;
             Served::Whole(self.whole_answer(&turn, outcome, svc.clock.now_ms()))
         };
-        served
-            .head_mut()
-            .set_header(CACHE_HEADER, cache_header.to_owned());
+        let head = served.head_mut();
+        head.set_header(CACHE_HEADER, cache_header.to_owned());
+        if let Some(kind) = key_header {
+            head.set_header(CACHE_KEY_HEADER, kind.to_owned());
+        }
         Ok(served)
     }
 
@@ -264,7 +267,10 @@ impl EdgeApp {
         // Only the cache gives a model's engine to an answer the backend did not make.
         let cached = answered.is_none() && engine != InferenceEngine::Minimal;
         if cached && !hit {
-            tracing::info!(target: "cache", outcome = "fallback", "cached answer instead of the rule reply");
+            let key = prepared
+                .and_then(|p| p.cache.key_header())
+                .unwrap_or("none");
+            tracing::info!(target: "cache", outcome = "fallback", key, "cached answer instead of the rule reply");
         }
         if answered.is_none() {
             sink.delta(&reply.text).await;
@@ -298,7 +304,7 @@ impl EdgeApp {
     /// Relays gpu-backend's answer into the sink. `Ok` once text was delivered (a cut answer
     /// is finished with a closing sentence where the sink takes one); `Err` when nothing
     /// usable came.
-    async fn answer_from_backend<S: ConversationStore, O: Outbound, K: DeltaSink>(
+    pub(super) async fn answer_from_backend<S: ConversationStore, O: Outbound, K: DeltaSink>(
         &self,
         prepared: &Prepared,
         message: &str,
@@ -368,7 +374,10 @@ impl EdgeApp {
 
 /// The context for gpu-backend with the edge's reading filled in where the client sent no
 /// intent; `None` when the client's context already names one.
-fn informed_context(context: Option<&ChatContext>, reading: &Reading<'_>) -> Option<ChatContext> {
+pub(super) fn informed_context(
+    context: Option<&ChatContext>,
+    reading: &Reading<'_>,
+) -> Option<ChatContext> {
     if reading.upstream || context.is_some_and(|c| c.intent.is_some()) {
         return None;
     }

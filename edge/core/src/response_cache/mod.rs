@@ -1,16 +1,20 @@
 //! Cached model answers (`CACHE_MODE`). A full-mode answer whose prompt held nothing personal
 //! (no history turns, no task data: only the persona, the generation settings, the model, the
-//! message and its intent) is kept in a small pool under a hash of exactly those inputs. Later
-//! turns with the same inputs use the pool: as the fallback when the backend fails before its
-//! first token, and in `serve` mode, once the pool is full, instead of calling the backend.
+//! message and its intent) is kept in a small pool. Its key hashes the model, its settings and
+//! either the turn's shareable intent, when the edge read it as small talk sure enough
+//! ([`shared`]: one pool for every phrasing), or exactly the normalised message and intent.
+//! Later turns with the same key use the pool: as the fallback when the backend fails before
+//! its first token, and in `serve` mode, once the pool is full, instead of calling the backend.
 //!
 //! The platform keeps the pools ([`ResponseCache`]): get, and put with a time to live. Pools
 //! are read and rewritten without atomicity: a lost answer is harmless.
 
 mod memory;
 mod pool;
+pub mod shared;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::LocalBoxFuture;
 use thiserror::Error;
@@ -19,6 +23,7 @@ use crate::config::GenerationSettings;
 
 pub use memory::{DEFAULT_MAX_KEYS, MemoryCache};
 pub use pool::{CachedAnswer, Pool};
+pub use shared::{KeyKind, Question};
 
 /// What the cache is used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +59,9 @@ impl FromStr for CacheMode {
     }
 }
 
-/// `CACHE_MODE`, `CACHE_POOL_SIZE`, `CACHE_TTL_SECONDS`, `CACHE_NAMESPACE`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `CACHE_MODE`, `CACHE_POOL_SIZE`, `CACHE_TTL_SECONDS`, `CACHE_NAMESPACE`,
+/// `CACHE_SHARED_INTENTS`, `CACHE_INTENT_MIN_CONFIDENCE`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CacheSettings {
     pub mode: CacheMode,
     /// Distinct answers kept per key; a full pool is what `serve` answers from.
@@ -64,6 +70,10 @@ pub struct CacheSettings {
     /// Joins every key. gpu-backend's persona and weights are not visible to the edge: an
     /// operator who changes them changes this, and the old answers are never read again.
     pub namespace: String,
+    /// Intents whose turns share one pool per intent (CLINC150 names; small talk only).
+    pub shared_intents: Vec<&'static str>,
+    /// The least confidence of the reading for a turn to use its intent's pool.
+    pub intent_min_confidence: f32,
 }
 
 impl Default for CacheSettings {
@@ -73,7 +83,34 @@ impl Default for CacheSettings {
             pool_size: 8,
             ttl_s: 86_400,
             namespace: "1".into(),
+            shared_intents: shared::all_small_talk(),
+            intent_min_confidence: shared::DEFAULT_MIN_CONFIDENCE,
         }
+    }
+}
+
+/// Turns answered from a pool without the backend, by key kind, since this instance started
+/// (`/api/chat/health`; fleet-wide figures come from the `cache` log lines).
+#[derive(Debug, Default)]
+pub struct HitCounts {
+    intent: AtomicU64,
+    exact: AtomicU64,
+}
+
+impl HitCounts {
+    fn counter(&self, kind: KeyKind) -> &AtomicU64 {
+        match kind {
+            KeyKind::Intent => &self.intent,
+            KeyKind::Exact => &self.exact,
+        }
+    }
+
+    pub fn count(&self, kind: KeyKind) {
+        self.counter(kind).fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, kind: KeyKind) -> u64 {
+        self.counter(kind).load(Ordering::Relaxed)
     }
 }
 
@@ -142,15 +179,21 @@ pub fn normalise(message: &str) -> String {
     out
 }
 
-/// The pool's key: a SHA-256 of every input of a history-free prompt, each length-prefixed
-/// so no two different inputs run together into one.
+/// The pool's key: a SHA-256 of every input of a history-free prompt (for a shared pool, the
+/// intent in place of the words), each length-prefixed so no two different inputs run
+/// together into one.
 pub fn key(
     settings: &CacheSettings,
     generation: &GenerationSettings,
-    message: &str,
-    intent: &str,
+    question: Question,
 ) -> String {
     let g = generation;
+    let asked = match question {
+        Question::Intent(intent) => ["intent".to_owned(), intent.to_owned(), String::new()],
+        Question::Exact { message, intent } => {
+            ["exact".to_owned(), intent.to_owned(), normalise(message)]
+        }
+    };
     let fields = [
         "eindr-answer-v1".to_owned(),
         settings.namespace.clone(),
@@ -160,11 +203,9 @@ pub fn key(
         g.top_p.to_string(),
         g.top_k.to_string(),
         g.repetition_penalty.to_string(),
-        intent.to_owned(),
-        normalise(message),
     ];
     let mut hasher = hmac_sha256::Hash::new();
-    for field in &fields {
+    for field in fields.iter().chain(&asked) {
         hasher.update((field.len() as u64).to_le_bytes());
         hasher.update(field.as_bytes());
     }
@@ -198,11 +239,19 @@ mod tests {
     fn keys_differ_in_every_input_and_agree_on_the_same_question() {
         let s = CacheSettings::default();
         let g = generation();
+        let exact = |message, intent| Question::Exact { message, intent };
+        let key = |s: &CacheSettings, g: &GenerationSettings, message, intent| {
+            key(s, g, exact(message, intent))
+        };
         let base = key(&s, &g, "Hello!", "greeting");
         assert_eq!(base, key(&s, &g, "hello", "greeting"));
         assert!(base.starts_with("answers:") && base.len() == 8 + 64);
         assert_ne!(base, key(&s, &g, "hello you", "greeting"));
         assert_ne!(base, key(&s, &g, "hello", "goodbye"));
+        let shared = super::key(&s, &g, Question::Intent("greeting"));
+        assert_ne!(base, shared);
+        assert_ne!(shared, super::key(&s, &g, Question::Intent("goodbye")));
+        assert_ne!(shared, key(&s, &g, "", "greeting"));
         let hotter = GenerationSettings {
             temperature: 0.9,
             ..g.clone()

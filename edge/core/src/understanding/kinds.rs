@@ -44,6 +44,28 @@ impl SmallTalk {
         Self::AreYouABot,
         Self::WhatCanIAsk,
     ];
+
+    /// CLINC150's name of the intent: what the model predicts, and the one name every alias
+    /// (`hello`, `greet`, …) of the family stands for.
+    pub fn intent_name(self) -> &'static str {
+        match self {
+            Self::Greeting => "greeting",
+            Self::Goodbye => "goodbye",
+            Self::Thanks => "thank_you",
+            Self::Joke => "tell_joke",
+            Self::FunFact => "fun_fact",
+            Self::MeaningOfLife => "meaning_of_life",
+            Self::Name => "what_is_your_name",
+            Self::Age => "how_old_are_you",
+            Self::WhereFrom => "where_are_you_from",
+            Self::Maker => "who_made_you",
+            Self::Employer => "who_do_you_work_for",
+            Self::Hobbies => "what_are_your_hobbies",
+            Self::Pets => "do_you_have_pets",
+            Self::AreYouABot => "are_you_a_bot",
+            Self::WhatCanIAsk => "what_can_i_ask_you",
+        }
+    }
 }
 
 /// Conversation control: CLINC150's `meta` domain.
@@ -165,6 +187,13 @@ mod tests {
             small_talk += usize::from(kind.is_some_and(TurnKind::is_small_talk));
         }
         assert_eq!(small_talk, 15);
+        for family in SmallTalk::ALL {
+            assert!(model.labels().contains(&family.intent_name()), "{family:?}");
+            assert_eq!(
+                TurnKind::of(family.intent_name()),
+                Some(TurnKind::SmallTalk(family))
+            );
+        }
     }
 
     #[test]
