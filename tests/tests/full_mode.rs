@@ -111,8 +111,9 @@ fn turn_with(client: &Client, user: &str, message: &str, headers: &[(&str, &str)
 }
 
 /// The cache on the real chain (pools of 2): a history-free question's pool fills from the
-/// tiny model, then answers without gpu-backend; a turn with history, or with `no-cache`,
-/// goes to gpu-backend. Leaves one model answer cached for "tell me a joke", for the check
+/// tiny model, then answers without gpu-backend, another phrasing of it too (one pool per
+/// small-talk intent); an out-of-scope question is not answered from it; a turn with history,
+/// or with `no-cache`, goes to gpu-backend. Leaves one model answer cached for "tell me a joke", for the check
 /// with gpu-backend stopped.
 fn cached_answers_from_the_model(client: &Client, backend: &Backend, name: &str) {
     let mut n = 0;
@@ -146,6 +147,10 @@ fn cached_answers_from_the_model(client: &Client, backend: &Backend, name: &str)
             "{name}"
         );
     }
+    // Another phrasing of the same small talk: its intent's pool.
+    let paraphrase = turn(client, &fresh(), "hey, how's it going", name);
+    assert_eq!(x_cache(&paraphrase), "HIT", "{name}: {}", paraphrase.body);
+    assert_eq!(paraphrase.header("x-cache-key"), Some("intent"), "{name}");
     assert_eq!(
         Api::new(backend).chat_requests(),
         before,
@@ -169,6 +174,11 @@ fn cached_answers_from_the_model(client: &Client, backend: &Backend, name: &str)
         before + 2,
         "{name}: history and no-cache turns go to gpu-backend"
     );
+    // Out of scope: its own words' pool, never the greetings'.
+    let moons = turn(client, &fresh(), "how many moons does jupiter have", name);
+    assert_eq!(x_cache(&moons), "MISS", "{name}: {}", moons.body);
+    assert_eq!(moons.header("x-cache-key"), Some("exact"), "{name}");
+    assert_ne!(moons.body["intent"], "greeting", "{name}");
     for _ in 0..10 {
         let answer = turn(client, &fresh(), "tell me a joke", name);
         assert_eq!(x_cache(&answer), "MISS", "{name}");

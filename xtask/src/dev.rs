@@ -169,20 +169,40 @@ pub(crate) fn dev_secret() -> Result<String, String> {
 
 /// A 12-hour token for `dev-user`, signed by eindr-edge with the development secret.
 pub(crate) fn dev_token(secret: &str) -> Result<String, String> {
+    mint_dev_token(secret, "dev-user", "chat")
+}
+
+fn mint_dev_token(secret: &str, user: &str, scope: &str) -> Result<String, String> {
     output(
         cargo()
-            .args([
-                "run",
-                "--quiet",
-                "-p",
-                "edge-server",
-                "--",
-                "--mint-token",
-                "dev-user",
-            ])
+            .args(["run", "--quiet", "-p", "edge-server", "--", "--mint-token"])
+            .args([user, "--mint-scope", scope])
             .env("JWT_HS256_SECRET", secret),
     )
     .map(|t| t.trim().to_owned())
+}
+
+/// Fills the cache pools of a running edge from a file of questions
+/// (`deploy/cache-warm-questions.txt` by default): `cargo xtask warm-cache [URL] [FILE]`. The
+/// admin token is `EINDR_ADMIN_TOKEN`, else one minted with the development secret (for the
+/// edge `cargo xtask dev-full` runs on 127.0.0.1:8787, the default URL).
+pub(crate) fn warm_cache(extra: &[String]) -> Result<(), String> {
+    let url = extra
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "http://127.0.0.1:8787".into());
+    let file = extra.get(1).map_or_else(
+        || root().join("deploy/cache-warm-questions.txt"),
+        PathBuf::from,
+    );
+    let token = match env::var("EINDR_ADMIN_TOKEN") {
+        Ok(token) => token,
+        Err(_) => mint_dev_token(&dev_secret()?, "dev-admin", "chat chat:admin")?,
+    };
+    run(cargo_run_release("eindr-bench", &["--bin", "warm_cache"])
+        .arg(&url)
+        .arg(&file)
+        .env("EINDR_ADMIN_TOKEN", token))
 }
 
 pub(crate) fn print_dev_curl(port: u16, token: &str) {

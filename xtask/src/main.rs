@@ -22,7 +22,7 @@ use crate::bench::{
     bench, bench_backend, bench_cache, bench_cpu, bench_edge, bench_full, eval_understanding, soak,
 };
 use crate::builds::{build_spin, build_worker};
-use crate::dev::{dev, dev_full, dev_native, dev_spin};
+use crate::dev::{dev, dev_full, dev_native, dev_spin, warm_cache};
 use crate::fuzz::fuzz;
 use crate::image::build_edge_image;
 use crate::models::{measure_teacher, train_intent};
@@ -47,12 +47,13 @@ fn main() -> ExitCode {
         Some("bench-full") => bench_full(&args[1..]),
         Some("bench-cache") => bench_cache(&args[1..]),
         Some("bench-cpu") => bench_cpu(&args[1..]),
+        Some("warm-cache") => warm_cache(&args[1..]),
         Some("eval-understanding") => eval_understanding(&args[1..]),
         Some("train-intent") => train_intent(),
         Some("measure-teacher") => measure_teacher(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin|native] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cache [requests] | bench-cpu [decode tokens] | eval-understanding FILE [--split S] [--oos-split S] | train-intent | measure-teacher | build-worker | build-spin | build-image | fuzz [seconds per target] | soak [minutes] [workerd|spin|native]>"
+                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin|native] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cache [requests] | bench-cpu [decode tokens] | warm-cache [URL] [FILE] | eval-understanding FILE [--split S] [--oos-split S] | train-intent | measure-teacher | build-worker | build-spin | build-image | fuzz [seconds per target] | soak [minutes] [workerd|spin|native]>"
             );
             return ExitCode::from(2);
         }

@@ -454,3 +454,21 @@ fn an_admin_warms_pools_ahead_of_traffic() {
     );
     assert_eq!(json(&resp)["error"]["code"], "no_backend");
 }
+
+#[test]
+fn a_filling_pool_answers_turns_its_next_write_could_not_take() {
+    let h = harness("serve", "4");
+    play(&h, Script::tokens(&["One."]));
+    assert_eq!(x_cache(&first_turn(&h, "a", "tell me a joke", &[])), "MISS");
+    // Under a second later the pool could not take another answer: it gives the one it has.
+    h.advance_ms(500);
+    let soon = first_turn(&h, "b", "make me laugh", &[]);
+    assert_eq!(x_cache(&soon), "HIT");
+    assert_eq!(json(&soon)["response"], "One.");
+    assert_eq!(calls(&h), 1);
+    // A second after its last write it grows again.
+    h.advance_ms(500);
+    play(&h, Script::tokens(&["Two."]));
+    assert_eq!(x_cache(&first_turn(&h, "c", "tell me a joke", &[])), "MISS");
+    assert_eq!(calls(&h), 2);
+}

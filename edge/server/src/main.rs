@@ -69,6 +69,14 @@ struct Args {
     /// issuer eindr-dev, audience eindr-chat) and exit.
     #[arg(long, value_name = "USER")]
     mint_token: Option<String>,
+    /// The minted token's scope (`chat chat:admin` for an operator's token).
+    #[arg(
+        long,
+        value_name = "SCOPE",
+        default_value = "chat",
+        requires = "mint_token"
+    )]
+    mint_scope: String,
 }
 
 const DEV_ISSUER: &str = "eindr-dev";
@@ -98,7 +106,7 @@ fn main() {
     if let Some(user) = &args.mint_token {
         match std::env::var("JWT_HS256_SECRET")
             .map_err(|e| e.to_string())
-            .and_then(|s| dev_token(&s, user))
+            .and_then(|s| dev_token(&s, user, &args.mint_scope))
         {
             Ok(token) => println!("{token}"),
             Err(message) => {
@@ -173,10 +181,10 @@ fn run(args: &Args, metrics: Arc<Metrics>) -> Result<(), String> {
     server::serve(shared, listener, threads)
 }
 
-fn dev_token(secret: &str, user: &str) -> Result<String, String> {
+fn dev_token(secret: &str, user: &str, scope: &str) -> Result<String, String> {
     let claims = Claims::with_custom_claims(
         EdgeClaims {
-            scope: Some(Scope::Text("chat".into())),
+            scope: Some(Scope::Text(scope.into())),
         },
         jwt_simple::prelude::Duration::from_hours(12),
     )
@@ -189,7 +197,7 @@ fn dev_token(secret: &str, user: &str) -> Result<String, String> {
 }
 
 fn print_dev_links(addr: &str, secret: &str) -> Result<(), String> {
-    let token = dev_token(secret, "dev-user")?;
+    let token = dev_token(secret, "dev-user", "chat")?;
     println!("development token for user `dev-user` (valid 12 h, signed with this run's secret):");
     println!(
         "  curl -s http://{addr}/api/chat/respond -H 'authorization: Bearer {token}' \\\n    -H 'content-type: application/json' \\\n    -d '{{\"message\":\"Remind me\",\"context\":{{\"intent\":\"create_reminder\",\"processing_result\":{{\"success\":true,\"data\":{{\"title\":\"meeting\",\"time\":\"14:00\"}}}}}}}}'"

@@ -156,7 +156,14 @@ impl EdgeApp {
                     Pool::default()
                 }
             };
-            cache.hit = settings.mode == CacheMode::Serve && cache.pool.len() >= settings.pool_size;
+            // A full pool answers; so does one still filling whose last write was under a
+            // second ago, since this turn's answer could not join it: a backend call then
+            // would only repeat the work (a popular question's pool fills at one answer a
+            // second, and every turn in between called the backend).
+            let pool = &cache.pool;
+            cache.hit = settings.mode == CacheMode::Serve
+                && (pool.len() >= settings.pool_size
+                    || (!pool.is_empty() && !pool.writable_at(svc.clock.now_ms())));
         }
         let outcome = cache.took_part().1;
         if cache.hit {

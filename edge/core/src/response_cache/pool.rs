@@ -81,6 +81,12 @@ impl Pool {
         true
     }
 
+    /// Whether an answer arriving at `now_ms` could be written (the last write was at least
+    /// [`MIN_WRITE_INTERVAL_MS`] ago).
+    pub fn writable_at(&self, now_ms: u64) -> bool {
+        self.written_ms == 0 || now_ms >= self.written_ms + MIN_WRITE_INTERVAL_MS
+    }
+
     /// Milliseconds the pool has left to live (its time to live when written).
     pub fn ttl_left_ms(&self, now_ms: u64) -> u64 {
         self.expires_ms.saturating_sub(now_ms)
@@ -108,6 +114,8 @@ mod tests {
         assert!(pool.add(answer("b"), 2, 12_000, 60_000));
         assert!(!pool.add(answer("c"), 2, 14_000, 60_000));
         assert_eq!(pool.len(), 2);
+        assert!(!pool.writable_at(12_999) && pool.writable_at(13_000));
+        assert!(Pool::default().writable_at(0));
     }
 
     #[test]
