@@ -27,6 +27,9 @@ use eindr_bench::full_edge::{TEMPERATURE, start_full_edge};
 
 const ZIPF_S: f64 = 1.0;
 
+/// Turns timed in pairs (a hit, then the same utterance in minimal mode).
+const PAIRED: usize = 400;
+
 /// Of the mixed run's turns, the share drawn from the other domains and out of scope.
 const OTHER_SHARE: f64 = 0.3;
 
@@ -244,12 +247,35 @@ fn main() {
         ),
     ];
     let mut results = Vec::new();
+    let (mut paired_hits, mut paired_minimal) = (Vec::new(), Vec::new());
     let mut minimal = Replay::default();
     for (label, name, vars, turns) in &runs {
         let runtime = edge(&format!("cache-{name}"), &backend, vars);
         results.push((*label, replay(&runtime, &backend, turns, "full", name)));
         if *name == "intent" {
             minimal = replay(&runtime, &backend, &order, "minimal", "minimal");
+            // Hits and minimal replies timed side by side (the pools full by now), so the
+            // comparison does not ride on the machine's drift between two runs.
+            for (i, utterance) in order.iter().take(PAIRED).enumerate() {
+                let hit = replay(
+                    &runtime,
+                    &backend,
+                    &[utterance],
+                    "full",
+                    &format!("pair-{i}"),
+                );
+                let rule = replay(
+                    &runtime,
+                    &backend,
+                    &[utterance],
+                    "minimal",
+                    &format!("pair-m-{i}"),
+                );
+                if !hit.hit_ms.is_empty() {
+                    paired_hits.extend(hit.hit_ms);
+                    paired_minimal.extend(rule.all_ms);
+                }
+            }
         }
     }
 
@@ -286,6 +312,15 @@ fn main() {
             hit_p50 - minimal_p50
         );
     }
+    let (hit_p50, rule_p50) = (
+        percentile(&paired_hits, 50.0),
+        percentile(&paired_minimal, 50.0),
+    );
+    println!(
+        "side by side ({} pairs): hit p50 {hit_p50:.2} ms, minimal-mode p50 {rule_p50:.2} ms: {:+.2} ms (target <= 2 ms)",
+        paired_hits.len(),
+        hit_p50 - rule_p50
+    );
     let intent = &results[2].1;
     println!(
         "false hits (intent pool is not the utterance's gold intent): {} of {} intent-pool hits = {:.2} % (target <= 1 %)",

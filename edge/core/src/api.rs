@@ -91,10 +91,15 @@ pub struct OpenAiTurn {
     pub id: String,
     pub created_s: u64,
     pub model: String,
+    /// `stream_options.include_usage`: every chunk carries `usage: null`, and a last one
+    /// (no choices) the counts.
+    pub include_usage: bool,
 }
 
-/// OpenAI's chat request, as far as the edge uses it. Unknown fields are ignored: SDKs send
-/// many (and new ones), and the backend's settings are the operator's, not the caller's.
+/// OpenAI's chat request, as far as the edge reads it. The sampling parameters are checked
+/// as OpenAI checks them, but the operator's settings generate (`CHAT_*`); what the edge
+/// cannot do (`n` > 1, tools, structured output, log probabilities) is refused by name.
+/// Other fields are ignored: SDKs send many, and new ones.
 #[derive(Debug, Clone, Deserialize)]
 pub struct OpenAiChatRequest {
     #[serde(default)]
@@ -102,6 +107,43 @@ pub struct OpenAiChatRequest {
     pub messages: Vec<OpenAiMessage>,
     #[serde(default)]
     pub stream: bool,
+    #[serde(default)]
+    pub stream_options: Option<OpenAiStreamOptions>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub max_tokens: Option<i64>,
+    #[serde(default)]
+    pub max_completion_tokens: Option<i64>,
+    #[serde(default)]
+    pub n: Option<i64>,
+    #[serde(default)]
+    pub presence_penalty: Option<f64>,
+    #[serde(default)]
+    pub frequency_penalty: Option<f64>,
+    #[serde(default)]
+    pub stop: Option<serde_json::Value>,
+    #[serde(default)]
+    pub logprobs: Option<bool>,
+    /// Fields whose presence alone is refused: kept as raw JSON.
+    #[serde(default)]
+    pub tools: Option<serde_json::Value>,
+    #[serde(default)]
+    pub tool_choice: Option<serde_json::Value>,
+    #[serde(default)]
+    pub functions: Option<serde_json::Value>,
+    #[serde(default)]
+    pub function_call: Option<serde_json::Value>,
+    #[serde(default)]
+    pub response_format: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct OpenAiStreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -32,6 +32,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerationSettings {
     pub model_name: String,
+    /// Other names `/v1` accepts for the model (`CHAT_MODEL_ALIASES`, comma-separated).
+    pub model_aliases: Vec<String>,
     pub max_tokens: u32,
     pub temperature: f64,
     pub top_p: f64,
@@ -143,6 +145,11 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
 }
 
 impl GenerationSettings {
+    /// Whether `/v1` serves `model`: the model's name or one of its aliases.
+    pub fn serves(&self, model: &str) -> bool {
+        model == self.model_name || self.model_aliases.iter().any(|a| a == model)
+    }
+
     /// The generation settings alone (the GPU backend reads the same names, bounds and
     /// defaults as the edge).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -154,6 +161,16 @@ impl GenerationSettings {
             model_name: v
                 .raw("CHAT_MODEL_NAME")
                 .unwrap_or_else(|| "bigscience/bloom-560m".into()),
+            model_aliases: v
+                .raw("CHAT_MODEL_ALIASES")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
             max_tokens: v.parse(
                 "CHAT_MAX_TOKENS",
                 150,

@@ -32,6 +32,16 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
+    /// A request OpenAI's API would refuse with 400, naming the parameter at fault (`/v1`).
+    #[error("{message}")]
+    BadRequest {
+        code: &'static str,
+        message: String,
+        param: Option<String>,
+    },
+    /// A `model` the edge does not serve (`/v1`).
+    #[error("the model `{0}` does not exist or you do not have access to it")]
+    ModelNotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -66,10 +76,34 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => (413, "invalid_request_error", "payload_too_large"),
             Self::InvalidJson(_) => (400, "invalid_request_error", "invalid_json"),
             Self::Invalid { code, .. } => (422, "invalid_request_error", code),
+            Self::BadRequest { code, .. } => (400, "invalid_request_error", code),
+            Self::ModelNotFound(_) => (404, "invalid_request_error", "model_not_found"),
             Self::Store(_) => (503, "service_unavailable_error", "store_unavailable"),
             Self::History(e) => (500, "server_error", e.code()),
             Self::Internal(_) => (500, "server_error", "internal"),
             Self::Configuration(_) => (500, "server_error", "configuration_error"),
+        }
+    }
+
+    /// The parameter at fault, where there is one (OpenAI's `param`).
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            Self::BadRequest { param, .. } => param.as_deref(),
+            Self::ModelNotFound(_) => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// As OpenAI's API answers a request it refuses: a body that is not a valid request is
+    /// 400 there, where the Eindr API says 422.
+    pub fn for_openai(self) -> Self {
+        match self {
+            Self::Invalid { code, message } => Self::BadRequest {
+                code,
+                message,
+                param: None,
+            },
+            other => other,
         }
     }
 
@@ -79,7 +113,12 @@ impl ApiError {
             status,
             &json!({
                 "success": false,
-                "error": { "message": self.to_string(), "type": error_type, "code": code }
+                "error": {
+                    "message": self.to_string(),
+                    "type": error_type,
+                    "param": self.param(),
+                    "code": code,
+                }
             }),
         );
         match self {

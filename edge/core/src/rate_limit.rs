@@ -37,11 +37,16 @@ pub struct Decision {
 
 impl Decision {
     /// `RateLimit-*` headers (IETF draft-ietf-httpapi-ratelimit-headers).
-    pub fn headers(&self) -> [(&'static str, String); 3] {
+    /// The IETF draft's `ratelimit-*` and, with the same figures, OpenAI's
+    /// `x-ratelimit-*-requests` (its SDKs and gateways read those).
+    pub fn headers(&self) -> [(&'static str, String); 6] {
         [
             ("ratelimit-limit", self.limit.to_string()),
             ("ratelimit-remaining", self.remaining.to_string()),
             ("ratelimit-reset", self.reset_s.to_string()),
+            ("x-ratelimit-limit-requests", self.limit.to_string()),
+            ("x-ratelimit-remaining-requests", self.remaining.to_string()),
+            ("x-ratelimit-reset-requests", format!("{}s", self.reset_s)),
         ]
     }
 }

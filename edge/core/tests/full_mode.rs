@@ -30,10 +30,6 @@ fn history(h: &Harness) -> Vec<Value> {
     json(&resp)["messages"].as_array().unwrap().clone()
 }
 
-fn play(h: &Harness, script: Script) {
-    h.backend.scripts.borrow_mut().push_back(script);
-}
-
 #[test]
 fn a_full_turn_sends_history_and_context_and_keeps_what_the_user_got() {
     let h = full();
@@ -269,14 +265,6 @@ fn health_reports_the_backend() {
 }
 
 /// `data:` payloads of an SSE body.
-fn events(body: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(body)
-        .split("\n\n")
-        .filter_map(|frame| frame.strip_prefix("data: "))
-        .map(str::to_owned)
-        .collect()
-}
-
 fn streamed(h: &Harness, message: &str) -> (Vec<String>, String, Value) {
     let resp = h.respond("alice", json!({"message": message, "stream": true}));
     assert_eq!(resp.status, 200);
@@ -380,7 +368,7 @@ fn the_openai_api_answers_whole_and_streamed_turns() {
     play(&h, Script::tokens(&["Hi", " Alice."]));
     let resp = openai(
         &h,
-        json!({"model": "anything", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]}),
+        json!({"model": "bigscience/bloom-560m", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]}),
     );
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
     let body = json(&resp);
@@ -435,15 +423,16 @@ fn the_openai_api_answers_whole_and_streamed_turns() {
     assert!(!frames.iter().any(|f| f == "[DONE]"));
     assert_eq!(history(&h)[5]["content"], "Half an");
 
-    // Bad requests get the API's errors.
+    // Bad requests get OpenAI's errors (more in tests/openai_api.rs).
     let resp = openai(
         &h,
         json!({"messages": [{"role": "assistant", "content": "hi"}]}),
     );
     assert_eq!(
         (resp.status, error_code(&resp).as_str()),
-        (422, "invalid_messages")
+        (400, "invalid_messages")
     );
+    assert_eq!(json(&resp)["error"]["param"], "messages");
     let models = json(&h.get("/v1/models", &h.token("alice")));
     assert_eq!(models["data"][0]["id"], "bigscience/bloom-560m");
 }

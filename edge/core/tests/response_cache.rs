@@ -56,10 +56,6 @@ fn fill(h: &Harness, message: &str, answers: &[&str]) {
     }
 }
 
-fn play(h: &Harness, script: Script) {
-    h.backend.scripts.borrow_mut().push_back(script);
-}
-
 #[test]
 fn a_full_pool_answers_without_the_backend_in_serve_mode() {
     let h = harness("serve", "2");

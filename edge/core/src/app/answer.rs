@@ -2,6 +2,7 @@
 //! `chat.completion` with the Eindr fields alongside. The streamed closing frame carries the
 //! same response object.
 
+use eindr_contract::openai::Usage;
 use serde_json::{Value, json};
 
 use super::EdgeApp;
@@ -62,17 +63,19 @@ impl EdgeApp {
         outcome: TurnOutcome,
         finished_ms: u64,
     ) -> HttpResponse {
+        let usage = outcome.usage.unwrap_or_default();
         let response = self.turn_response(turn, outcome, finished_ms);
         let body = match &turn.flavour {
             Flavour::Eindr => serde_json::to_value(&response).unwrap_or(Value::Null),
-            Flavour::OpenAi(openai) => openai_completion(openai, &response),
+            Flavour::OpenAi(openai) => openai_completion(openai, &response, usage),
         };
         HttpResponse::json(200, &body)
     }
 }
 
-/// OpenAI's `chat.completion` for a whole answer, with the Eindr fields alongside.
-fn openai_completion(openai: &OpenAiTurn, response: &RespondResponse) -> Value {
+/// OpenAI's `chat.completion` for a whole answer, with the Eindr fields alongside. `usage` is
+/// the backend's counts, or zeros when no model ran (a rule reply or a cached answer).
+fn openai_completion(openai: &OpenAiTurn, response: &RespondResponse, usage: Usage) -> Value {
     json!({
         "id": openai.id,
         "object": "chat.completion",
@@ -80,9 +83,11 @@ fn openai_completion(openai: &OpenAiTurn, response: &RespondResponse) -> Value {
         "model": openai.model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": response.response},
+            "message": {"role": "assistant", "content": response.response, "refusal": null},
+            "logprobs": null,
             "finish_reason": "stop",
         }],
+        "usage": usage,
         "fallback_used": response.fallback_used,
         "model_info": response.model_info,
         "intent": response.intent,

@@ -87,15 +87,15 @@ pub(super) fn parse_openai(
     config: &EdgeConfig,
 ) -> Result<(OpenAiChatRequest, String), ApiError> {
     let body: OpenAiChatRequest = parse_json(req, config)?;
+    super::openai_checks::check(&body, config)?;
     let last = body
         .messages
         .last()
         .filter(|m| m.role == "user")
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "invalid_messages",
-                "messages must end with the user's message",
-            )
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "invalid_messages",
+            message: "messages must end with the user's message".into(),
+            param: Some("messages".into()),
         })?;
     let message = last.content.as_ref().map(|c| c.text()).unwrap_or_default();
     validate_message(&message, config)?;

@@ -22,7 +22,9 @@ const ALLOW_HEADERS: [&str; 5] = [
     "cache-control",
 ];
 /// Response headers a browser page may read besides the CORS-safelisted ones.
-const EXPOSE_HEADERS: &str = "ratelimit-limit, ratelimit-remaining, ratelimit-reset, retry-after, x-request-id, x-cache, x-cache-key";
+const EXPOSE_HEADERS: &str = "ratelimit-limit, ratelimit-remaining, ratelimit-reset, \
+    x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, \
+    retry-after, x-request-id, x-cache, x-cache-key";
 /// How long a browser may cache a preflight's answer.
 const MAX_AGE_S: &str = "600";
 

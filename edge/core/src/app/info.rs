@@ -106,16 +106,15 @@ impl EdgeApp {
     }
 
     pub(super) fn models(&self) -> HttpResponse {
+        let g = &self.config.generation;
         HttpResponse::json(
             200,
             &json!({
                 "object": "list",
-                "data": [{
-                    "id": self.config.generation.model_name,
-                    "object": "model",
-                    "created": 0,
-                    "owned_by": "eindr",
-                }],
+                "data": std::iter::once(&g.model_name)
+                    .chain(&g.model_aliases)
+                    .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "eindr"}))
+                    .collect::<Vec<_>>(),
             }),
         )
     }

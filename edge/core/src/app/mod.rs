@@ -18,6 +18,7 @@ pub mod cors;
 mod gate;
 mod history_api;
 mod info;
+mod openai_checks;
 mod page;
 mod records;
 mod routes;
@@ -160,7 +161,10 @@ impl EdgeApp {
         let decision = self.admit(&principal, svc).await?;
         let result = match api_route {
             ApiRoute::Respond => self.respond(req, &principal, svc, request_id).await,
-            ApiRoute::OpenAiChat => self.openai_chat(req, &principal, svc, request_id).await,
+            ApiRoute::OpenAiChat => self
+                .openai_chat(req, &principal, svc, request_id)
+                .await
+                .map_err(ApiError::for_openai),
             ApiRoute::History(user) => self
                 .history(req, &principal, &user, svc)
                 .await

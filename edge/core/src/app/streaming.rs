@@ -145,13 +145,27 @@ impl<K: BodySink> DeltaSink for Events<'_, K> {
 }
 
 fn openai_chunk(openai: &OpenAiTurn, delta: Value, finish_reason: Value) -> Value {
-    json!({
+    openai_frame(
+        openai,
+        json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}]),
+        Value::Null,
+    )
+}
+
+/// A chunk as OpenAI sends it: with `include_usage`, every chunk has `usage` (null until the
+/// last, which has no choices).
+fn openai_frame(openai: &OpenAiTurn, choices: Value, usage: Value) -> Value {
+    let mut frame = json!({
         "id": openai.id,
         "object": "chat.completion.chunk",
         "created": openai.created_s,
         "model": openai.model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-    })
+        "choices": choices,
+    });
+    if openai.include_usage {
+        frame["usage"] = usage;
+    }
+    frame
 }
 
 impl EdgeApp {
@@ -214,6 +228,12 @@ impl EdgeApp {
             Flavour::OpenAi(openai) => {
                 let last = openai_chunk(openai, json!({}), json!("stop"));
                 events.frame(&last.to_string()).await;
+                if openai.include_usage {
+                    // Zeros when no model ran (a rule reply or a cached answer).
+                    let usage = json!(outcome.usage.unwrap_or_default());
+                    let counts = openai_frame(openai, json!([]), usage);
+                    events.frame(&counts.to_string()).await;
+                }
             }
         }
         events.frame("[DONE]").await;

@@ -6,6 +6,7 @@
 use std::sync::OnceLock;
 
 use eindr_contract::InferenceEngine;
+use eindr_contract::openai::Usage;
 
 use super::body::{parse_openai, parse_respond};
 use super::cached::{CACHE_HEADER, CACHE_KEY_HEADER, CacheControl, Prepared, cached_answer};
@@ -78,6 +79,8 @@ pub(super) struct TurnOutcome {
     pub confidence: f32,
     /// The answer came from the cache of model answers.
     pub cached: bool,
+    /// The backend's token counts for the answer it made (none when no model ran).
+    pub usage: Option<Usage>,
 }
 
 /// A model answer relayed into the sink.
@@ -89,6 +92,7 @@ pub(super) struct BackendAnswer {
     pub complete: bool,
     /// The PII filter changed some of it.
     pub masked: bool,
+    pub usage: Option<Usage>,
 }
 
 fn accepts_events(req: &HttpRequest) -> bool {
@@ -139,10 +143,14 @@ impl EdgeApp {
     ) -> Result<Served, ApiError> {
         let started_ms = svc.clock.now_ms();
         let (body, message) = parse_openai(req, &self.config)?;
-        let model = self.config.generation.model_name.clone();
-        if let Some(asked) = body.model.as_deref().filter(|m| *m != model) {
-            tracing::debug!(asked, served = %model, "model name differs; answering with ours");
+        let generation = &self.config.generation;
+        // OpenAI requires `model`; a request without one gets the served model (curl users
+        // and older clients), one naming another model a 404 as OpenAI answers it.
+        if let Some(asked) = body.model.as_deref().filter(|m| !generation.serves(m)) {
+            return Err(ApiError::ModelNotFound(asked.to_owned()));
         }
+        let model = generation.model_name.clone();
+        let include_usage = body.stream_options.is_some_and(|o| o.include_usage);
         let turn = TurnRequest {
             user: principal.user_id.clone(),
             message,
@@ -153,6 +161,7 @@ impl EdgeApp {
                 id: format!("chatcmpl-{request_id}"),
                 created_s: started_ms / 1000,
                 model,
+                include_usage,
             }),
             started_ms,
             request_id: request_id.to_owned(),
@@ -298,6 +307,7 @@ impl EdgeApp {
             intent: reply.intent,
             confidence: reading.confidence,
             cached,
+            usage: answered.as_ref().and_then(|a| a.usage),
         })
     }
 
@@ -368,6 +378,7 @@ impl EdgeApp {
             complete: complete && cut.is_none() && !sink.client_gone(),
             masked: answer.masked_anything(),
             cut,
+            usage: answer.usage(),
         })
     }
 }

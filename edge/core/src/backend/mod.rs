@@ -5,7 +5,7 @@ pub mod breaker;
 mod tokens;
 mod turn;
 
-use eindr_contract::openai::{ChatMessage, ChatRequest, Role as WireRole};
+use eindr_contract::openai::{ChatMessage, ChatRequest, Role as WireRole, StreamOptions};
 use serde_json::Value;
 use thiserror::Error;
 
@@ -108,6 +108,10 @@ pub fn chat_request(
         model: Some(generation.model_name.clone()),
         messages,
         stream: true,
+        // The token counts come back in a last chunk: `/v1` answers report them.
+        stream_options: Some(StreamOptions {
+            include_usage: true,
+        }),
         max_tokens: Some(generation.max_tokens),
         temperature: Some(generation.temperature),
         top_p: Some(generation.top_p),

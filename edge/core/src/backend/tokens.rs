@@ -4,7 +4,7 @@
 
 use std::pin::pin;
 
-use eindr_contract::openai::{ChatCompletionChunk, ErrorBody};
+use eindr_contract::openai::{ChatCompletionChunk, ErrorBody, Usage};
 use eindr_contract::{ENGINE_HEADER, InferenceEngine};
 use eventsource_stream::{EventStream, EventStreamError};
 use futures_util::StreamExt;
@@ -33,6 +33,8 @@ pub struct TokenStream<'a, O: Outbound> {
     /// Time to first token, once it came.
     first_token_after_ms: Option<u64>,
     finished: bool,
+    /// The token counts of the closing usage chunk, once it came.
+    usage: Option<Usage>,
 }
 
 /// Runs `work` unless `ms` pass first.
@@ -84,6 +86,7 @@ impl<'a, O: Outbound> TokenStream<'a, O> {
             total_ms: config.total_timeout_ms,
             first_token_after_ms: None,
             finished: false,
+            usage: None,
         })
     }
 
@@ -93,6 +96,11 @@ impl<'a, O: Outbound> TokenStream<'a, O> {
 
     pub fn first_token_after_ms(&self) -> Option<u64> {
         self.first_token_after_ms
+    }
+
+    /// The backend's token counts (prompt and answer), once its usage chunk came.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
     }
 
     /// The next piece with text, `None` after `[DONE]`.
@@ -138,6 +146,9 @@ impl<'a, O: Outbound> TokenStream<'a, O> {
             if let Some(error) = chunk.error {
                 let error = serde_json::to_string(&error).unwrap_or_default();
                 return Err(BackendFailure::ErrorEvent(preview(&error)));
+            }
+            if let Some(usage) = chunk.usage {
+                self.usage = Some(usage);
             }
             // A usage-only chunk has no choices; the opening chunk has only the role.
             let Some(choice) = chunk.choices.into_iter().flatten().next() else {

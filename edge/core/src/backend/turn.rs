@@ -42,6 +42,11 @@ impl<O: Outbound> BackendTurn<'_, O> {
         self.tokens.first_token_after_ms()
     }
 
+    /// The backend's token counts, once its closing usage chunk came.
+    pub fn usage(&self) -> Option<eindr_contract::openai::Usage> {
+        self.tokens.usage()
+    }
+
     /// The next text that may leave the edge (possibly empty while the masker holds a word
     /// back); `None` after a clean end. After an error nothing more comes, but what the
     /// masker held is still released by [`BackendTurn::flush`].

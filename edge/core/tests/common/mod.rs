@@ -103,6 +103,47 @@ impl Script {
     }
 }
 
+impl Script {
+    /// As [`Script::tokens`], with gpu-backend's closing usage chunk (no choices) before
+    /// `[DONE]`.
+    pub fn tokens_with_usage(pieces: &[&str], prompt: u32, completion: u32) -> Self {
+        let Self::Respond {
+            status,
+            headers,
+            mut steps,
+        } = Self::tokens(pieces)
+        else {
+            unreachable!()
+        };
+        let usage = serde_json::json!({"choices": [], "usage": {
+            "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+        }});
+        steps.insert(
+            steps.len() - 1,
+            Step::Bytes(format!("data: {usage}\n\n").into_bytes()),
+        );
+        Self::Respond {
+            status,
+            headers,
+            steps,
+        }
+    }
+}
+
+/// Queues the scripted backend's next answer.
+pub fn play(h: &Harness, script: Script) {
+    h.backend.scripts.borrow_mut().push_back(script);
+}
+
+/// The `data:` payloads of a server-sent event stream.
+pub fn events(body: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(body)
+        .split("\n\n")
+        .filter_map(|frame| frame.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
 pub fn sse_piece(text: &str) -> String {
     let chunk = serde_json::json!({"choices":[{"index":0,"delta":{"content":text}}]});
     format!("data: {chunk}\n\n")
