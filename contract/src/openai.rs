@@ -85,10 +85,23 @@ pub struct Usage {
     pub total_tokens: u32,
 }
 
+/// A whole answer's message: OpenAI always sends `refusal` (null when the model did not
+/// refuse), and its specification requires it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerMessage {
+    pub role: Role,
+    pub content: String,
+    #[serde(default)]
+    pub refusal: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Choice {
     pub index: u32,
-    pub message: ChatMessage<'static>,
+    pub message: AnswerMessage,
+    /// Always null: no log probabilities are returned (OpenAI sends the field regardless).
+    #[serde(default)]
+    pub logprobs: Option<Value>,
     pub finish_reason: String,
 }
 

@@ -9,6 +9,7 @@ pub mod client;
 pub mod faulty;
 pub mod image;
 pub mod local;
+pub mod openai_spec;
 pub mod redis;
 pub mod scale_out;
 pub mod suite;

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::Runtime;
 use crate::client::Client;
+use crate::openai_spec;
 
 fn client(rt: &dyn Runtime) -> Client {
     Client::new(&rt.base_url(), rt.secret())
@@ -82,6 +83,75 @@ pub fn endpoints(rt: &dyn Runtime) {
         c.get(&format!("/api/chat/history/{user}"), &t).body["count"],
         0
     );
+}
+
+/// `/v1` as OpenAI's document describes it (minimal mode here; full mode in
+/// tests/tests/full_mode.rs): a whole answer, a stream with `include_usage`, the model list and
+/// each kind of error, every body valid against the document's schema.
+pub fn openai_api(rt: &dyn Runtime) {
+    eprintln!("suite: openai_api");
+    let c = client(rt);
+    let user = "e2e-openai";
+    let token = c.token(user);
+    let post = |body: serde_json::Value, token: &str| {
+        c.send(
+            "POST",
+            "/v1/chat/completions",
+            Some(token),
+            Some("application/json"),
+            Some(body.to_string().into_bytes()),
+        )
+    };
+    let messages =
+        json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]);
+    let whole = post(
+        json!({"model": "bigscience/bloom-560m", "messages": messages}),
+        &token,
+    );
+    assert_eq!(whole.status, 200, "{}", whole.body);
+    openai_spec::completion(&whole.body, "whole answer");
+    assert_eq!(whole.body["usage"]["total_tokens"], 0, "no model ran");
+
+    let streamed = post(
+        json!({"model": "bigscience/bloom-560m", "messages": messages, "stream": true,
+               "stream_options": {"include_usage": true}}),
+        &token,
+    );
+    assert_eq!(streamed.status, 200);
+    let frames = crate::backend_api::sse_data(streamed.body.as_str().unwrap_or(""));
+    let chunks = openai_spec::stream(&frames, "stream");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert!(last["usage"].is_object(), "{last}");
+
+    let models = c.get("/v1/models", &token);
+    openai_spec::models(&models.body, "model list");
+
+    for (body, status, param) in [
+        (
+            json!({"model": "bigscience/bloom-560m", "messages": messages, "temperature": 3}),
+            400,
+            "temperature",
+        ),
+        (
+            json!({"model": "gpt-5", "messages": messages}),
+            404,
+            "model",
+        ),
+        (
+            json!({"model": "bigscience/bloom-560m", "messages": messages, "n": 3}),
+            400,
+            "n",
+        ),
+    ] {
+        let refused = post(body.clone(), &token);
+        assert_eq!(refused.status, status, "{body}: {}", refused.body);
+        assert_eq!(refused.body["error"]["param"], param);
+        openai_spec::error(&refused.body, &format!("{body}"));
+    }
+    let unauthenticated = post(json!({"messages": messages}), "not-a-token");
+    assert_eq!(unauthenticated.status, 401);
+    openai_spec::error(&unauthenticated.body, "401");
 }
 
 /// Minimal mode understands the turn (the embedded intent model, in this runtime's build): a
@@ -392,6 +462,7 @@ pub fn run_main(launcher: crate::local::Launcher) {
         ],
     );
     endpoints(&rt);
+    openai_api(&rt);
     understanding(&rt);
     errors(&rt);
     authorization(&rt);

@@ -14,6 +14,7 @@ use e2e::backend_api::{Api, sse_data};
 use e2e::client::{Answer, Client};
 use e2e::faulty::{CUT_PREFIX, Fault, FaultyBackend, PACED_ANSWER};
 use e2e::local::{Launcher, LocalRuntime};
+use e2e::openai_spec;
 use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, Vllm, wait_healthy};
 use serde_json::json;
 
@@ -283,6 +284,37 @@ fn streamed_turn(edge: &LocalRuntime, client: &Client, user: &str, name: &str) {
 }
 
 /// The `openai` Python SDK streaming a chat through the edge, the JWT as its API key.
+/// Full-mode `/v1` answers against OpenAI's document: whole (with vLLM's token counts) and
+/// streamed with `include_usage`.
+fn openai_spec_full_mode(client: &Client, user: &str, name: &str) {
+    let post = |body: serde_json::Value| {
+        client.send(
+            "POST",
+            "/v1/chat/completions",
+            Some(&client.token(user)),
+            Some("application/json"),
+            Some(body.to_string().into_bytes()),
+        )
+    };
+    let messages = json!([{"role": "user", "content": "hello there"}]);
+    let whole = post(json!({"model": MODEL, "messages": messages}));
+    assert_eq!(whole.status, 200, "{name}: {}", whole.body);
+    openai_spec::completion(&whole.body, name);
+    if whole.body["fallback_used"] == false {
+        assert!(
+            whole.body["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+            "{name}: the model's counts: {}",
+            whole.body
+        );
+    }
+    let streamed = post(json!({"model": MODEL, "messages": messages, "stream": true,
+        "stream_options": {"include_usage": true}}));
+    assert_eq!(streamed.status, 200, "{name}");
+    let frames = sse_data(streamed.body.as_str().unwrap_or(""));
+    let chunks = openai_spec::stream(&frames, name);
+    assert_eq!(chunks.last().unwrap()["choices"], json!([]), "{name}");
+}
+
 fn openai_sdk_turn(edge: &LocalRuntime, client: &Client, user: &str, name: &str) {
     let output = std::process::Command::new(e2e::vllm::python())
         .arg(e2e::repo_root().join("tests/scripts/openai_stream.py"))
@@ -434,6 +466,7 @@ fn full_mode_through_the_chain_and_every_fault_ends_in_a_reply() {
 
         streamed_turn(&edge, &client, &user, &name);
         openai_sdk_turn(&edge, &client, &user, &name);
+        openai_spec_full_mode(&client, &format!("spec-{user}"), &name);
         let history = client.get(&format!("/api/chat/history/{user}"), &client.token(&user));
         assert_eq!(history.body["count"], 12, "{name}");
 

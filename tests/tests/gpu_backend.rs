@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::backend_api::{Api, sse_data, user};
+use e2e::openai_spec;
 use e2e::vllm::{Backend, MAX_MODEL_LEN, MODEL, Vllm, wait_healthy};
 use gpu_backend::process::{alive, descendants};
 use serde_json::{Value, json};
@@ -38,12 +39,12 @@ fn gpu_backend_on_real_vllm() {
     assert_eq!(status, 200);
     let models: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(models["data"][0]["id"], MODEL);
+    openai_spec::models(&models, "gpu-backend model list");
     let (status, body) = api.chat_with_key("wrong", json!({"messages": user("hi")}));
     assert_eq!(status, 401);
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
-        "invalid_api_key"
-    );
+    let refused: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(refused["error"]["code"], "invalid_api_key");
+    openai_spec::error(&refused, "gpu-backend 401");
 
     eprintln!("check: non-streaming chat with usage");
     let (status, body) = api.chat(json!({
@@ -52,6 +53,7 @@ fn gpu_backend_on_real_vllm() {
     assert_eq!(status, 200, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["object"], "chat.completion");
+    openai_spec::completion(&answer, "gpu-backend whole answer");
     assert_eq!(answer["choices"][0]["message"]["role"], "assistant");
     assert!(
         !answer["choices"][0]["message"]["content"]
@@ -106,10 +108,7 @@ fn gpu_backend_on_real_vllm() {
     }));
     assert_eq!(status, 200, "{body}");
     let frames = sse_data(&body);
-    let chunks: Vec<Value> = frames[..frames.len() - 1]
-        .iter()
-        .map(|f| serde_json::from_str(f).unwrap())
-        .collect();
+    let chunks = openai_spec::stream(&frames, "gpu-backend stream");
     let finishes: Vec<&Value> = chunks
         .iter()
         .filter_map(|c| c["choices"][0].get("finish_reason"))
@@ -131,8 +130,9 @@ fn gpu_backend_on_real_vllm() {
     assert_eq!(status, 400);
 
     eprintln!("check: parameter bounds");
-    let (status, _) = api.chat(json!({"messages": user("hi"), "temperature": 5}));
+    let (status, body) = api.chat(json!({"messages": user("hi"), "temperature": 5}));
     assert_eq!(status, 400);
+    openai_spec::error(&serde_json::from_str(&body).unwrap(), "gpu-backend 400");
     let (status, _) = api.chat(json!({"messages": user("hi"), "top_p": 0}));
     assert_eq!(status, 400);
     let (status, body) = api.chat(json!({"messages": user("hi"), "temperature": 0, "max_tokens": 100000, "stream": true, "stream_options": {"include_usage": true}}));

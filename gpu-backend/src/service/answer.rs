@@ -10,7 +10,7 @@ use axum::Json;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use eindr_contract::openai::{
-    ChatCompletion, ChatCompletionChunk, ChatMessage, Choice, ChunkChoice, Delta, Role, Usage,
+    AnswerMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta, Role, Usage,
 };
 use futures::{Stream, StreamExt};
 
@@ -68,10 +68,12 @@ pub(super) async fn whole_response(
         model: state.generation.model_name.clone(),
         choices: vec![Choice {
             index: 0,
-            message: ChatMessage {
+            message: AnswerMessage {
                 role: Role::Assistant,
-                content: reply.into(),
+                content: reply,
+                refusal: None,
             },
+            logprobs: None,
             finish_reason,
         }],
         usage,
