@@ -13,6 +13,14 @@ pub enum BackendError {
     Unauthorized,
     #[error("{0}")]
     BadRequest(String),
+    /// A parameter out of its bounds: OpenAI names it in `param`.
+    #[error("{param} is out of range (expected {bounds})")]
+    OutOfRange {
+        param: &'static str,
+        bounds: &'static str,
+    },
+    #[error("the model `{0}` does not exist or you do not have access to it")]
+    ModelNotFound(String),
     #[error(
         "the prompt needs {needed} tokens but only {available} fit (VLLM_MAX_MODEL_LEN minus max_tokens)"
     )]
@@ -42,6 +50,16 @@ impl BackendError {
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 "invalid_request",
+            ),
+            Self::OutOfRange { .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_value",
+            ),
+            Self::ModelNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
             ),
             Self::ContextTooLong { .. } => (
                 StatusCode::BAD_REQUEST,
@@ -75,7 +93,11 @@ impl BackendError {
                 message: self.to_string(),
                 kind: error_type.to_owned(),
                 code: Value::from(code),
-                param: Value::Null,
+                param: match self {
+                    Self::OutOfRange { param, .. } => Value::from(*param),
+                    Self::ModelNotFound(_) => Value::from("model"),
+                    _ => Value::Null,
+                },
             },
         }
     }

@@ -132,7 +132,14 @@ fn gpu_backend_on_real_vllm() {
     eprintln!("check: parameter bounds");
     let (status, body) = api.chat(json!({"messages": user("hi"), "temperature": 5}));
     assert_eq!(status, 400);
-    openai_spec::error(&serde_json::from_str(&body).unwrap(), "gpu-backend 400");
+    let refused: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(refused["error"]["param"], "temperature");
+    openai_spec::error(&refused, "gpu-backend 400");
+    let (status, body) = api.chat(json!({"model": "gpt-5", "messages": user("hi")}));
+    assert_eq!(status, 404, "{body}");
+    let refused: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(refused["error"]["code"], "model_not_found");
+    openai_spec::error(&refused, "gpu-backend 404");
     let (status, _) = api.chat(json!({"messages": user("hi"), "top_p": 0}));
     assert_eq!(status, 400);
     let (status, body) = api.chat(json!({"messages": user("hi"), "temperature": 0, "max_tokens": 100000, "stream": true, "stream_options": {"include_usage": true}}));

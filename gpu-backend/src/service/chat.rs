@@ -76,12 +76,9 @@ fn prepare(
         .map_err(|e| BackendError::BadRequest(format!("invalid request body: {e}")))?;
     if let Some(model) = &req.model
         && !model.is_empty()
-        && model != &state.generation.model_name
+        && !state.generation.serves(model)
     {
-        return Err(BackendError::BadRequest(format!(
-            "model {model:?} is not served here; this backend serves {:?}",
-            state.generation.model_name
-        )));
+        return Err(BackendError::ModelNotFound(model.clone()));
     }
     let settings = settings(&state.generation, &req)?;
     let prompt = prompt::build(
@@ -116,9 +113,8 @@ fn settings(
     req: &ChatRequest,
 ) -> Result<GenerationSettings, BackendError> {
     let g = configured;
-    let bad = |what: &str, bounds: &str| {
-        BackendError::BadRequest(format!("{what} is out of range (expected {bounds})"))
-    };
+    let bad =
+        |param: &'static str, bounds: &'static str| BackendError::OutOfRange { param, bounds };
     let max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
         // Above the bound is allowed: it is lowered to the configured limit.
         Some(0) => return Err(bad("max_tokens", sampling::MAX_TOKENS)),

@@ -78,17 +78,20 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), BackendError> 
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Response {
-    Json(json!({
-        "object": "list",
-        "data": [{
-            "id": state.generation.model_name,
-            "object": "model",
-            "created": 0,
-            "owned_by": "eindr",
-            "max_model_len": state.generation.max_model_len,
-        }]
-    }))
-    .into_response()
+    let g = &state.generation;
+    let data: Vec<_> = std::iter::once(&g.model_name)
+        .chain(&g.model_aliases)
+        .map(|id| {
+            json!({
+                "id": id,
+                "object": "model",
+                "created": 0,
+                "owned_by": "eindr",
+                "max_model_len": g.max_model_len,
+            })
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data})).into_response()
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
