@@ -274,7 +274,22 @@ fn engine_cpu_serves_without_vllm_and_refuses_a_missing_model() {
     );
     let api = Api::new(&backend);
     let answer = answered_by(&api, "cpu", Duration::from_secs(10));
-    assert!(answer.body.contains("\"finish_reason\""), "{}", answer.body);
+    let body: Value = serde_json::from_str(&answer.body).unwrap();
+    e2e::openai_spec::completion(&body, "the CPU engine's whole answer");
+    assert!(
+        body["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+        "{body}"
+    );
+    let streamed = api.chat(json!({"messages": user("hi"), "max_tokens": 4, "seed": 1,
+        "stream": true, "stream_options": {"include_usage": true}}));
+    assert_eq!(streamed.0, 200, "{}", streamed.1);
+    let chunks = e2e::openai_spec::stream(&e2e::backend_api::sse_data(&streamed.1), "CPU stream");
+    assert!(
+        chunks.last().unwrap()["usage"]["total_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     let health = api.health();
     assert_eq!(health["engines"].as_array().unwrap().len(), 1, "{health}");
 

@@ -225,14 +225,16 @@ pub(crate) fn dev_native(extra: &[String]) -> Result<(), String> {
 }
 
 /// Runs the Spin component locally on the test host (Spin's interfaces emulated on
-/// wasmtime), with the development secret of `.dev.vars` and a ready-to-paste curl.
+/// wasmtime), with the development secret of `.dev.vars`. The curl and the page link are
+/// printed once the host answers `/health`: building the host takes minutes on a fresh
+/// machine, and a curl pasted before then is refused.
 pub(crate) fn dev_spin() -> Result<(), String> {
     build_spin()?;
+    run(cargo().args(["build", "--quiet", "-p", "spin-test-host"]))?;
     let secret = dev_secret()?;
     let token = dev_token(&secret)?;
-    print_dev_curl(3000, &token);
-    run(cargo()
-        .args(["run", "--quiet", "-p", "spin-test-host", "--"])
+    let mut host = Command::new(target_dir().join("debug/spin-test-host"))
+        .current_dir(root())
         .args([
             "--listen",
             "127.0.0.1:3000",
@@ -240,5 +242,41 @@ pub(crate) fn dev_spin() -> Result<(), String> {
             ".spin/sqlite_key_value.db",
         ])
         .arg("--variable")
-        .arg(format!("jwt_hs256_secret={secret}")))
+        .arg(format!("jwt_hs256_secret={secret}"))
+        .spawn()
+        .map_err(|e| format!("spin-test-host: {e}"))?;
+    if let Err(message) = wait_until_healthy(3000, std::time::Duration::from_secs(60)) {
+        let _ = host.kill();
+        return Err(message);
+    }
+    print_dev_curl(3000, &token);
+    let status = host.wait().map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("spin-test-host: {status}"))
+    }
+}
+
+/// Waits until `GET /health` on 127.0.0.1:`port` answers 200.
+fn wait_until_healthy(port: u16, limit: std::time::Duration) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let mut answer = String::new();
+            let asked = stream
+                .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                .and_then(|()| stream.read_to_string(&mut answer));
+            if asked.is_ok()
+                && (answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"))
+            {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    Err(format!(
+        "nothing answered GET /health on :{port} within {limit:?}"
+    ))
 }

@@ -77,13 +77,16 @@ pub(crate) fn ensure_npm_tools() -> Result<(), String> {
         .args(["ci", "--no-audit", "--no-fund"]))
 }
 
-/// Debian's packages the test suite runs: chromium (the chat page's browser test) and
-/// redis-server (the native server's shared store). Installed once, when a binary is missing
+/// Debian's packages the test suite runs: chromium (the chat page's browser test),
+/// redis-server (the native server's shared store), podman and musl-tools (the edge's image,
+/// built `FROM scratch` around a static musl binary). Installed once, when a binary is missing
 /// (the package lists are fetched first: a fresh machine has none).
 pub(crate) fn ensure_test_packages() -> Result<(), String> {
     ensure_debian_packages(&[
         ("/usr/bin/chromium", "chromium"),
         ("/usr/bin/redis-server", "redis-server"),
+        ("/usr/bin/podman", "podman"),
+        ("/usr/bin/musl-gcc", "musl-tools"),
     ])
 }
 
