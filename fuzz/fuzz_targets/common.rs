@@ -99,6 +99,7 @@ pub fn serve(app: &EdgeApp, backend: &Backend, req: &HttpRequest) -> HttpRespons
         random: &Counter(Cell::new(7)),
         outbound: backend,
         cache: &edge_core::NoCache,
+        facts: &edge_core::facts::LogOnly,
     };
     pollster::block_on(app.handle(req, &services))
 }

@@ -22,6 +22,8 @@ const mf = new Miniflare({
   durableObjects: { CONVERSATIONS: { className: "ConversationObject", useSQLite: true } },
   durableObjectsPersist: persist,
   kvNamespaces: ["ANSWERS"],
+  // The facts' dataset (wrangler.toml): Miniflare's local simulator takes the points.
+  analyticsEngineDatasets: { FACTS: { dataset: "eindr_chat_facts" } },
   kvPersist: persist,
   bindings,
   ...(process.env.INSPECTOR_PORT ? { inspectorPort: Number(process.env.INSPECTOR_PORT) } : {}),

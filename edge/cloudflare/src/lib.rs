@@ -3,6 +3,7 @@
 //! core runs against that object's storage. Nothing here decides anything about the API.
 
 mod answers;
+mod facts;
 mod logging;
 mod object;
 mod outbound;

@@ -12,6 +12,7 @@ use futures_channel::mpsc;
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
 use crate::answers::KvAnswers;
+use crate::facts::AnalyticsFacts;
 use crate::outbound::WorkerOutbound;
 use crate::platform::{WorkerClock, WorkerRandom, to_core_request, to_worker_response};
 use crate::records::Records;
@@ -112,7 +113,8 @@ impl DurableObject for ConversationObject {
         };
         let store = ObjectStore::new(records, &self.env, &place);
         let answers = KvAnswers::from_env(&self.env);
-        let services = services(&store, &answers);
+        let facts = AnalyticsFacts::from_env(&self.env);
+        let services = services(&store, &answers, &facts);
         match app.serve(&core_request, &services).await {
             Served::Whole(response) => to_worker_response(response),
             Served::Stream(turn) => {
@@ -126,6 +128,7 @@ impl DurableObject for ConversationObject {
 fn services<'a>(
     store: &'a ObjectStore<'a>,
     answers: &'a KvAnswers,
+    facts: &'a AnalyticsFacts,
 ) -> Services<'a, ObjectStore<'a>, WorkerOutbound> {
     Services {
         store,
@@ -133,6 +136,7 @@ fn services<'a>(
         random: &WorkerRandom,
         outbound: &WorkerOutbound,
         cache: answers,
+        facts,
     }
 }
 
@@ -164,8 +168,13 @@ impl ConversationObject {
         worker::wasm_bindgen_futures::spawn_local(async move {
             let store = ObjectStore::new(&records, &env, &place);
             let answers = KvAnswers::from_env(&env);
-            app.stream(turn, &services(&store, &answers), &mut ChannelSink(sender))
-                .await;
+            let facts = AnalyticsFacts::from_env(&env);
+            app.stream(
+                turn,
+                &services(&store, &answers, &facts),
+                &mut ChannelSink(sender),
+            )
+            .await;
         });
         let headers = worker::Headers::new();
         for (name, value) in &head.headers {

@@ -81,6 +81,7 @@ fn bench_case(c: &mut Criterion, name: &str, app: &EdgeApp, token: &str) {
         random: &random,
         outbound: &edge_core::Offline,
         cache: &edge_core::NoCache,
+        facts: &edge_core::facts::LogOnly,
     };
     let req = request(token);
     for _ in 0..10 {

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod error;
+pub mod facts;
 pub mod history;
 pub mod http;
 pub mod memory;

@@ -175,4 +175,7 @@ pub struct Services<'a, S: ConversationStore, O: Outbound = Offline> {
     pub outbound: &'a O,
     /// Pools of cached model answers ([`crate::response_cache::NoCache`] where there are none).
     pub cache: &'a dyn ResponseCache,
+    /// Where the turn's and the request's facts go besides the log
+    /// ([`crate::facts::LogOnly`] where nothing else takes them).
+    pub facts: &'a dyn crate::facts::FactsSink,
 }

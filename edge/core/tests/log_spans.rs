@@ -78,6 +78,7 @@ fn interleaved_requests_log_in_their_own_span() {
         random: &random,
         outbound: &h.backend,
         cache: &edge_core::NoCache,
+        facts: &edge_core::facts::LogOnly,
     };
     let requests: Vec<HttpRequest> = (0..8)
         .map(|i| {

@@ -57,6 +57,7 @@ impl Worker {
             random: &OsRandom,
             outbound: &self.outbound,
             cache: &self.store,
+            facts: &*self.metrics,
         }
     }
 }

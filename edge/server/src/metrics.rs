@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use edge_core::StoreError;
+use edge_core::facts::{FactsSink, TurnFacts};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -26,6 +27,9 @@ pub struct Metrics {
     turns: Family<Labels, Counter>,
     fallbacks: Family<Labels, Counter>,
     cache: Family<Labels, Counter>,
+    turn_facts: Family<Labels, Counter>,
+    turn_seconds: Family<Labels, Histogram>,
+    first_delta_seconds: Family<Labels, Histogram>,
 }
 
 fn new_histogram() -> Histogram {
@@ -75,7 +79,30 @@ impl Metrics {
             "Cached model answers by outcome (hit, miss, bypass, fallback, stored, error) and key kind (intent, exact, none)",
             cache.clone(),
         );
+        let turn_facts = Family::<Labels, Counter>::default();
+        let turn_seconds =
+            Family::<Labels, Histogram>::new_with_constructor(new_histogram as fn() -> Histogram);
+        let first_delta_seconds =
+            Family::<Labels, Histogram>::new_with_constructor(new_histogram as fn() -> Histogram);
+        registry.register(
+            "turn_facts",
+            "Turns by the core's facts: api, engine, fallback, cache outcome and key kind, intent family (docs/operations.md)",
+            turn_facts.clone(),
+        );
+        registry.register(
+            "turn_duration_seconds",
+            "A turn from its start to its end (a streamed answer's last byte), by api, engine and streamed",
+            turn_seconds.clone(),
+        );
+        registry.register(
+            "time_to_first_delta_seconds",
+            "A streamed turn from its start to its first text delta, by api and engine",
+            first_delta_seconds.clone(),
+        );
         Self {
+            turn_facts,
+            turn_seconds,
+            first_delta_seconds,
             registry: Mutex::new(registry),
             requests,
             request_seconds,
@@ -115,6 +142,35 @@ impl Metrics {
             .inc();
     }
 
+    /// One turn's facts (the core calls this through [`edge_core::facts::FactsSink`]).
+    fn turn_facts(&self, f: &TurnFacts) {
+        self.turn_facts
+            .get_or_create(&vec![
+                ("api", f.api.to_owned()),
+                ("engine", f.engine.to_owned()),
+                ("fallback", f.fallback.to_string()),
+                ("cache", f.cache.to_owned()),
+                ("cache_key", f.cache_key.unwrap_or("none").to_owned()),
+                ("intent_family", f.intent_family.to_owned()),
+            ])
+            .inc();
+        self.turn_seconds
+            .get_or_create(&vec![
+                ("api", f.api.to_owned()),
+                ("engine", f.engine.to_owned()),
+                ("streamed", f.streamed.to_string()),
+            ])
+            .observe(f.duration_ms as f64 / 1000.0);
+        if let Some(ms) = f.first_delta_ms {
+            self.first_delta_seconds
+                .get_or_create(&vec![
+                    ("api", f.api.to_owned()),
+                    ("engine", f.engine.to_owned()),
+                ])
+                .observe(ms as f64 / 1000.0);
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         if let Ok(registry) = self.registry.lock() {
@@ -126,24 +182,7 @@ impl Metrics {
 }
 
 /// The route label: the route's pattern, never a user id (bounded cardinality).
-pub fn route_label(path: &str) -> &'static str {
-    let path = path.split('?').next().unwrap_or(path);
-    match path.trim_end_matches('/') {
-        "" | "/chat" | "/chat.js" | "/chat.css" => "page",
-        "/health" => "/health",
-        "/ready" => "/ready",
-        "/metrics" => "/metrics",
-        "/api/chat/respond" => "/api/chat/respond",
-        "/api/chat/health" => "/api/chat/health",
-        "/api/chat/model-info" => "/api/chat/model-info",
-        "/v1/chat/completions" => "/v1/chat/completions",
-        "/v1/models" => "/v1/models",
-        "/api/chat/cache/warm" => "/api/chat/cache/warm",
-        p if p.starts_with("/api/chat/history/") => "/api/chat/history/{user_id}",
-        p if p.starts_with("/api/chat/summary/") => "/api/chat/summary/{user_id}",
-        _ => "other",
-    }
-}
+pub use edge_core::facts::route_label;
 
 /// Counts the core's `turn`, `fallback` and `cache` events.
 pub struct EventCounter(pub Arc<Metrics>);
@@ -197,5 +236,12 @@ impl<S: tracing::Subscriber> Layer<S> for EventCounter {
                 .get_or_create(&vec![("outcome", outcome), ("key", key)])
                 .inc();
         }
+    }
+}
+
+/// The core's facts as Prometheus series (requests are counted by the HTTP layer, at the head).
+impl FactsSink for Metrics {
+    fn turn(&self, facts: &TurnFacts) {
+        self.turn_facts(facts);
     }
 }

@@ -47,6 +47,7 @@ async fn handle(req: Request, out: ResponseOutparam) {
         random: &OsRandom,
         outbound: &SpinOutbound,
         cache: &store,
+        facts: &edge_core::facts::LogOnly,
     };
     match app.serve(&to_core_request(req), &services).await {
         Served::Whole(response) => send_whole(out, response).await,

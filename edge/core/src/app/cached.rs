@@ -77,6 +77,11 @@ impl CacheLookup {
         self.took_part().0
     }
 
+    /// `hit`, `miss` or `bypass`.
+    pub fn outcome(&self) -> &'static str {
+        self.took_part().1
+    }
+
     pub fn key_header(&self) -> Option<&'static str> {
         self.kind.map(KeyKind::as_str)
     }

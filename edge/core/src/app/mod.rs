@@ -29,6 +29,7 @@ mod warm;
 use crate::auth::{Authenticator, KeySet};
 use crate::config::{ConfigError, EdgeConfig};
 use crate::error::ApiError;
+use crate::facts::{self, RequestFacts};
 use crate::history::HistoryCodec;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::platform::{ConversationStore, Outbound, Services};
@@ -120,6 +121,7 @@ impl EdgeApp {
         svc: &Services<'_, S, O>,
         request_id: String,
     ) -> Served {
+        let started_ms = svc.clock.now_ms();
         let dispatched = match self.config.cors.preflight(req) {
             Some(preflight) => Ok(Served::Whole(preflight)),
             None => self.dispatch(req, svc, &request_id).await,
@@ -140,6 +142,19 @@ impl EdgeApp {
         head.set_header("x-request-id", request_id);
         self.config.cors.decorate(req, head);
         cors::secure(head);
+        // A streamed turn's request facts come at the end of its stream.
+        if let Served::Whole(response) = &reply {
+            facts::emit_request(
+                svc.facts,
+                &RequestFacts {
+                    route: facts::route_label(req.route_path()),
+                    status: response.status,
+                    error_code: error_code(response),
+                    rate_limited: response.status == 429,
+                    duration_ms: svc.clock.now_ms().saturating_sub(started_ms),
+                },
+            );
+        }
         reply
     }
 
@@ -192,4 +207,13 @@ impl EdgeApp {
         }
         Ok(reply)
     }
+}
+
+/// The code in an error answer's body (every error is `{"error": {"code": …}}`).
+fn error_code(response: &crate::http::HttpResponse) -> Option<String> {
+    if response.status < 400 {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+    body["error"]["code"].as_str().map(str::to_owned)
 }

@@ -20,8 +20,9 @@ use tracing::Instrument;
 use super::EdgeApp;
 use super::turn::{DeltaSink, TurnRequest};
 use crate::api::{Flavour, OpenAiTurn};
+use crate::facts::{self, RequestFacts};
 use crate::http::HttpResponse;
-use crate::platform::{ConversationStore, Outbound, Services};
+use crate::platform::{Clock, ConversationStore, Outbound, Services};
 
 /// What the adapter sends for a request.
 pub enum Served {
@@ -91,6 +92,9 @@ struct Events<'k, K: BodySink> {
     flavour: &'k Flavour,
     delivered: String,
     client_gone: bool,
+    clock: &'k dyn Clock,
+    /// When the first text delta went out.
+    first_delta_ms: Option<u64>,
 }
 
 impl<K: BodySink> Events<'_, K> {
@@ -128,7 +132,13 @@ impl<K: BodySink> DeltaSink for Events<'_, K> {
         self.frame(&frame.to_string()).await;
         if !self.client_gone {
             self.delivered.push_str(text);
+            self.first_delta_ms
+                .get_or_insert_with(|| self.clock.now_ms());
         }
+    }
+
+    fn first_delta_ms(&self) -> Option<u64> {
+        self.first_delta_ms
     }
 
     fn delivered(&self) -> &str {
@@ -176,32 +186,53 @@ impl EdgeApp {
         svc: &Services<'_, S, O>,
         sink: &mut K,
     ) {
+        let status = turn.head.status;
         let turn = *turn.turn;
+        let route = match turn.flavour {
+            Flavour::Eindr => "/api/chat/respond",
+            Flavour::OpenAi(_) => "/v1/chat/completions",
+        };
+        let started_ms = turn.started_ms;
         let span = tracing::info_span!("stream", request_id = %turn.request_id);
         // `instrument`, not `enter`, for the reason `EdgeApp::serve` gives.
-        self.stream_in_span(turn, svc, sink).instrument(span).await;
+        let error_code = self.stream_in_span(turn, svc, sink).instrument(span).await;
+        // A streamed request's facts: its status went out with the head; an error that ended
+        // the stream is its code.
+        facts::emit_request(
+            svc.facts,
+            &RequestFacts {
+                route,
+                status,
+                error_code: error_code.map(str::to_owned),
+                rate_limited: false,
+                duration_ms: svc.clock.now_ms().saturating_sub(started_ms),
+            },
+        );
     }
 
+    /// Runs the turn into the event stream; the code of the error that ended it, if one did.
     async fn stream_in_span<S: ConversationStore, O: Outbound, K: BodySink>(
         &self,
         turn: TurnRequest,
         svc: &Services<'_, S, O>,
         sink: &mut K,
-    ) {
+    ) -> Option<&'static str> {
         let mut events = Events {
             sink,
             flavour: &turn.flavour,
             delivered: String::new(),
             client_gone: false,
+            clock: svc.clock,
+            first_delta_ms: None,
         };
         let outcome = match self.run_turn(&turn, svc, &mut events).await {
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::error!(%error, "streamed turn not stored");
                 let (_, error_type, code) = error.parts();
-                let frame = json!({"error": {"message": error.to_string(), "type": error_type, "code": code}});
+                let frame = json!({"error": {"message": error.to_string(), "type": error_type, "param": null, "code": code}});
                 events.frame(&frame.to_string()).await;
-                return;
+                return Some(code);
             }
         };
         let cut = outcome.cut;
@@ -220,10 +251,11 @@ impl EdgeApp {
                 let frame = json!({"error": {
                     "message": "the model's answer broke off",
                     "type": "server_error",
+                    "param": null,
                     "code": "stream_cut",
                 }});
                 events.frame(&frame.to_string()).await;
-                return;
+                return Some("stream_cut");
             }
             Flavour::OpenAi(openai) => {
                 let last = openai_chunk(openai, json!({}), json!("stop"));
@@ -237,5 +269,6 @@ impl EdgeApp {
             }
         }
         events.frame("[DONE]").await;
+        None
     }
 }

@@ -16,6 +16,7 @@ use crate::api::{ChatContext, Flavour, Mode, OpenAiTurn};
 use crate::auth::Principal;
 use crate::backend::{self, BackendFailure};
 use crate::error::ApiError;
+use crate::facts::{self, TurnFacts};
 use crate::history::Turn;
 use crate::http::HttpRequest;
 use crate::platform::{ConversationStore, Outbound, Services};
@@ -63,6 +64,10 @@ pub(super) trait DeltaSink {
     /// Whether an answer cut after some text is finished with a closing sentence (an OpenAI
     /// stream ends with an error event instead: its clients have no place for one).
     fn closes_cut_answers(&self) -> bool;
+    /// When (clock ms) the first text delta reached the client, for a sink that streams.
+    fn first_delta_ms(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// How a turn was answered; the text is the sink's.
@@ -214,6 +219,7 @@ impl EdgeApp {
         let reading = turn.reading();
         let prepared = turn.prepared.as_ref();
         let hit = prepared.is_some_and(|p| p.cache.hit);
+        let mut fallback_reason = None;
         let answered = match prepared {
             Some(prepared) if turn.wants_backend && !hit => {
                 // gpu-backend hears what the edge understood when nobody upstream said.
@@ -233,6 +239,7 @@ impl EdgeApp {
                     Err(failure) => {
                         // The fallback counter: one log line per turn the edge answered itself.
                         tracing::warn!(target: "fallback", reason = failure.reason(), %failure, "full mode fell back to minimal");
+                        fallback_reason = Some(failure.reason());
                         None
                     }
                 }
@@ -298,6 +305,33 @@ impl EdgeApp {
         let fallback_used = turn.wants_backend && !hit && (answered.is_none() || cut);
         // One line per stored turn, without its text: what answered it (metrics count these).
         tracing::info!(target: "turn", engine = engine.as_str(), fallback_used, cached, intent = reply.intent.as_str(), "turn answered");
+        let now = svc.clock.now_ms();
+        let cache = prepared.map(|p| &p.cache);
+        facts::emit_turn(
+            svc.facts,
+            &TurnFacts {
+                api: match turn.flavour {
+                    Flavour::Eindr => "eindr",
+                    Flavour::OpenAi(_) => "openai",
+                },
+                streamed: turn.stream,
+                engine: engine.as_str(),
+                fallback: fallback_used,
+                fallback_reason: fallback_reason.or_else(|| {
+                    answered
+                        .as_ref()
+                        .and_then(|a| a.cut.as_ref())
+                        .map(|f| f.reason())
+                }),
+                cache: cache.map_or("bypass", |c| c.outcome()),
+                cache_key: cache.and_then(|c| c.key_header()),
+                intent_family: reading.kind.family(),
+                duration_ms: now.saturating_sub(turn.started_ms),
+                first_delta_ms: sink
+                    .first_delta_ms()
+                    .map(|at| at.saturating_sub(turn.started_ms)),
+            },
+        );
         Ok(TurnOutcome {
             engine,
             fallback_used,

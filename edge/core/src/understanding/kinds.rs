@@ -132,6 +132,17 @@ impl TurnKind {
     pub fn is_small_talk(self) -> bool {
         matches!(self, Self::SmallTalk(_))
     }
+
+    /// The kind's name, for metrics: a closed set, never the message.
+    pub fn family(self) -> &'static str {
+        match self {
+            Self::SmallTalk(_) => "small_talk",
+            Self::Control(_) => "control",
+            Self::Task(_) => "task",
+            Self::Topic(_) => "topic",
+            Self::OutOfScope => "out_of_scope",
+        }
+    }
 }
 
 fn small_talk(name: &str) -> Option<SmallTalk> {

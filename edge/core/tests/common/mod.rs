@@ -215,6 +215,25 @@ pub struct Harness {
     pub backend: ScriptedBackend,
     /// Cached model answers; pools carry their own expiry, judged by the harness clock.
     pub cache: edge_core::MemoryCache,
+    /// Every fact the core emitted, in order.
+    pub facts: RecordedFacts,
+}
+
+/// The facts of every turn and request, as a platform's sink receives them.
+#[derive(Default)]
+pub struct RecordedFacts {
+    pub turns: RefCell<Vec<edge_core::facts::TurnFacts>>,
+    pub requests: RefCell<Vec<edge_core::facts::RequestFacts>>,
+}
+
+impl edge_core::facts::FactsSink for RecordedFacts {
+    fn turn(&self, facts: &edge_core::facts::TurnFacts) {
+        self.turns.borrow_mut().push(facts.clone());
+    }
+
+    fn request(&self, facts: &edge_core::facts::RequestFacts) {
+        self.requests.borrow_mut().push(facts.clone());
+    }
 }
 
 impl Harness {
@@ -230,6 +249,7 @@ impl Harness {
             clock,
             random: TestRandom(Cell::new(42)),
             cache: edge_core::MemoryCache::new(1000, || 0),
+            facts: RecordedFacts::default(),
         }
     }
 
@@ -248,6 +268,7 @@ impl Harness {
             random: &self.random,
             outbound: &self.backend,
             cache: &self.cache,
+            facts: &self.facts,
         };
         pollster::block_on(self.app.handle(&req, &svc))
     }
