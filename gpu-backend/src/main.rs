@@ -72,7 +72,11 @@ async fn main() -> anyhow::Result<()> {
         };
         // The supervised server is the one to use.
         urls = vec![command.url()];
-        supervisor_task = Some(tokio::spawn(supervisor::supervise(command, shutdown_rx)));
+        supervisor_task = Some(tokio::spawn(supervisor::supervise(
+            command,
+            Arc::clone(&metrics),
+            shutdown_rx,
+        )));
     }
 
     let tokenizer = load_tokenizer(&args)?;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use eindr_contract::InferenceEngine;
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -25,6 +25,46 @@ pub struct Metrics {
     engine_available: Family<Labels, Gauge>,
     generations: Family<Labels, Counter>,
     failovers: Counter,
+    supervisor_restarts: Counter,
+    /// OpenTelemetry's GenAI semantic conventions, unprefixed, with the spec's buckets.
+    gen_ai: Mutex<Registry>,
+    operation_seconds: Family<Labels, Histogram>,
+    token_usage: Family<Labels, Histogram>,
+    server_first_token_seconds: Histogram,
+}
+
+/// `gen_ai.client.operation.duration`'s advised buckets (seconds).
+const OPERATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+/// `gen_ai.client.token.usage`'s advised buckets (tokens).
+const TOKEN_BUCKETS: [f64; 14] = [
+    1.0,
+    4.0,
+    16.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+];
+/// `gen_ai.server.time_to_first_token`'s advised buckets (seconds).
+const FIRST_TOKEN_BUCKETS: [f64; 16] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+fn operation_histogram() -> Histogram {
+    Histogram::new(OPERATION_BUCKETS)
+}
+
+fn token_histogram() -> Histogram {
+    Histogram::new(TOKEN_BUCKETS)
 }
 
 impl Default for Metrics {
@@ -78,7 +118,42 @@ impl Metrics {
             "Requests moved to another engine after one failed before its first token (the fallback count)",
             failovers.clone(),
         );
+        let supervisor_restarts = Counter::default();
+        registry.register(
+            "vllm_restarts",
+            "Times the supervisor restarted the vLLM it runs (after an exit or a failed start)",
+            supervisor_restarts.clone(),
+        );
+        let mut gen_ai = Registry::default();
+        let operation_seconds = Family::<Labels, Histogram>::new_with_constructor(
+            operation_histogram as fn() -> Histogram,
+        );
+        let token_usage =
+            Family::<Labels, Histogram>::new_with_constructor(token_histogram as fn() -> Histogram);
+        let server_first_token_seconds = Histogram::new(FIRST_TOKEN_BUCKETS);
+        gen_ai.register_with_unit(
+            "gen_ai_client_operation_duration",
+            "GenAI operation duration (OpenTelemetry gen_ai.client.operation.duration)",
+            prometheus_client::registry::Unit::Seconds,
+            operation_seconds.clone(),
+        );
+        gen_ai.register(
+            "gen_ai_client_token_usage",
+            "Tokens used by a GenAI operation, by gen_ai_token_type (OpenTelemetry gen_ai.client.token.usage)",
+            token_usage.clone(),
+        );
+        gen_ai.register_with_unit(
+            "gen_ai_server_time_to_first_token",
+            "Time to the first generated token (OpenTelemetry gen_ai.server.time_to_first_token)",
+            prometheus_client::registry::Unit::Seconds,
+            server_first_token_seconds.clone(),
+        );
         Self {
+            supervisor_restarts,
+            gen_ai: Mutex::new(gen_ai),
+            operation_seconds,
+            token_usage,
+            server_first_token_seconds,
             registry: Mutex::new(registry),
             requests,
             request_seconds,
@@ -102,6 +177,11 @@ impl Metrics {
 
     pub fn observe_first_token(&self, seconds: f64) {
         self.first_token_seconds.observe(seconds);
+        self.server_first_token_seconds.observe(seconds);
+    }
+
+    pub fn count_vllm_restart(&self) {
+        self.supervisor_restarts.inc();
     }
 
     pub fn observe_added_latency(&self, seconds: f64) {
@@ -109,6 +189,14 @@ impl Metrics {
     }
 
     pub fn count_tokens(&self, prompt: u32, completion: u32) {
+        for (kind, count) in [("input", prompt), ("output", completion)] {
+            self.token_usage
+                .get_or_create(&vec![
+                    ("gen_ai_operation_name", "chat".to_owned()),
+                    ("gen_ai_token_type", kind.to_owned()),
+                ])
+                .observe(f64::from(count));
+        }
         self.tokens
             .get_or_create(&vec![("kind", "prompt".to_owned())])
             .inc_by(u64::from(prompt));
@@ -140,10 +228,14 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut text = String::new();
+        // Writing to a String cannot fail.
         if let Ok(registry) = self.registry.lock() {
-            // Writing to a String cannot fail.
-            let _ = encode(&mut text, &registry);
+            let _ = encode_registry(&mut text, &registry);
         }
+        if let Ok(gen_ai) = self.gen_ai.lock() {
+            let _ = encode_registry(&mut text, &gen_ai);
+        }
+        let _ = encode_eof(&mut text);
         text
     }
 }
@@ -180,5 +272,18 @@ impl Drop for RequestRecord {
             .get_or_create(&vec![("outcome", self.outcome.to_owned())])
             .inc();
         self.metrics.request_seconds.observe(self.elapsed_s());
+        // `error_type` as the GenAI conventions name it: empty when the operation succeeded.
+        let error_type = if self.outcome == "ok" {
+            ""
+        } else {
+            self.outcome
+        };
+        self.metrics
+            .operation_seconds
+            .get_or_create(&vec![
+                ("gen_ai_operation_name", "chat".to_owned()),
+                ("error_type", error_type.to_owned()),
+            ])
+            .observe(self.elapsed_s());
     }
 }

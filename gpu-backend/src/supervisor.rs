@@ -183,7 +183,11 @@ fn relay_output(child: &mut Child, words: &LastWords) {
 }
 
 /// Runs vLLM until `shutdown` turns true.
-pub async fn supervise(command: VllmCommand, mut shutdown: watch::Receiver<bool>) {
+pub async fn supervise(
+    command: VllmCommand,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let client = reqwest::Client::new();
     let health = format!("{}/health", command.url());
     let mut backoff = Duration::from_secs(1);
@@ -233,6 +237,7 @@ pub async fn supervise(command: VllmCommand, mut shutdown: watch::Receiver<bool>
         // Give the output relays a moment to read vLLM's last lines.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let why = words.take();
+        metrics.count_vllm_restart();
         if ready {
             tracing::warn!(%status, last_error = %why, retry_in_s = backoff.as_secs(), "vLLM exited; restarting it");
         } else {

@@ -352,7 +352,7 @@ async fn a_stream_cut_mid_answer_ends_with_an_error_event_not_done() {
 
 #[tokio::test]
 async fn a_whole_answer_is_one_completion_with_usage() {
-    let (app, _) = build(vec![engine(
+    let (app, metrics) = build(vec![engine(
         InferenceEngine::Cpu,
         Script::Answer(vec!["Hello", " there."]),
     )]);
@@ -367,6 +367,16 @@ async fn a_whole_answer_is_one_completion_with_usage() {
     );
     assert_eq!(answer["choices"][0]["finish_reason"], "stop");
     assert_eq!(answer["usage"]["completion_tokens"], 2);
+    // The same request under OpenTelemetry's GenAI names, with the spec's buckets.
+    let rendered = metrics.render();
+    for series in [
+        "gen_ai_client_operation_duration_seconds_bucket{le=\"81.92\",gen_ai_operation_name=\"chat\",error_type=\"\"} 1",
+        "gen_ai_client_token_usage_bucket{le=\"4.0\",gen_ai_operation_name=\"chat\",gen_ai_token_type=\"output\"} 1",
+        "gen_ai_server_time_to_first_token_seconds_count 1",
+    ] {
+        assert!(rendered.contains(series), "{series} not in\n{rendered}");
+    }
+    assert_eq!(rendered.matches("# EOF").count(), 1);
 }
 
 #[tokio::test]

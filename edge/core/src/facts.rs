@@ -88,12 +88,13 @@ pub fn route_label(path: &str) -> &'static str {
 /// engine, `blob5` fallback reason, `blob6` cache outcome, `blob7` cache key kind, `blob8`
 /// intent family; `double1` status, `double2` duration ms, `double3` time to first delta ms
 /// (0 when none), `double4` fallback (0/1), `double5` rate-limited (0/1), `double6` streamed
-/// (0/1), `double7` a turn (0/1). A request without a turn leaves the turn's blobs empty.
+/// (0/1), `double7` a turn (0/1), `double8` the breaker was open for this turn (0/1). A
+/// request without a turn leaves the turn's blobs empty.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataPoint {
     pub index: &'static str,
     pub blobs: [String; 8],
-    pub doubles: [f64; 7],
+    pub doubles: [f64; 8],
 }
 
 pub fn data_point(request: &RequestFacts, turn: Option<&TurnFacts>) -> DataPoint {
@@ -119,6 +120,7 @@ pub fn data_point(request: &RequestFacts, turn: Option<&TurnFacts>) -> DataPoint
             flag(request.rate_limited),
             flag(turn.is_some_and(|t| t.streamed)),
             flag(turn.is_some()),
+            flag(turn.is_some_and(|t| t.fallback_reason == Some("breaker_open"))),
         ],
     }
 }
@@ -175,7 +177,10 @@ mod tests {
         assert_eq!(point.index, "/api/chat/respond");
         assert_eq!(point.blobs[4], "first_token_timeout");
         assert_eq!(point.blobs[7], "topic");
-        assert_eq!(point.doubles, [200.0, 41.0, 1501.0, 1.0, 0.0, 1.0, 1.0]);
+        assert_eq!(
+            point.doubles,
+            [200.0, 41.0, 1501.0, 1.0, 0.0, 1.0, 1.0, 0.0]
+        );
         let bare = data_point(&request, None);
         assert_eq!(bare.blobs[3], "");
         assert_eq!(bare.doubles[6], 0.0);

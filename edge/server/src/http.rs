@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use crate::metrics::{Metrics, route_label};
 use crate::outbound::NativeOutbound;
 use crate::store::CountedStore;
+use edge_core::ConversationStore;
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -143,7 +144,7 @@ pub async fn handle(
     let route = route_label(request.uri().path());
     let response = match (request.method().as_str(), route) {
         ("GET", "/ready") => whole(ready(&worker).await),
-        ("GET", "/metrics") => whole(metrics(&worker.metrics)),
+        ("GET", "/metrics") => whole(metrics(&worker).await),
         ("GET", "other")
             if worker.limits.bench_routes && request.uri().path() == "/bench/empty" =>
         {
@@ -169,7 +170,19 @@ async fn ready(worker: &Worker) -> HttpResponse {
     }
 }
 
-fn metrics(metrics: &Metrics) -> HttpResponse {
+/// The metrics, with the breaker's state as the store holds it now (every instance on one
+/// store shares one breaker).
+async fn metrics(worker: &Worker) -> HttpResponse {
+    let backend = &worker.app.config().backend;
+    if backend.url.is_some()
+        && let Ok(bytes) = worker.store.get(edge_core::backend::BREAKER_KEY).await
+    {
+        let state = edge_core::backend::breaker::BreakerState::decode(bytes.as_deref());
+        worker
+            .metrics
+            .set_breaker_open(state.is_open(edge_core::backend::breaker_policy(backend)));
+    }
+    let metrics = &worker.metrics;
     HttpResponse {
         status: 200,
         headers: vec![(

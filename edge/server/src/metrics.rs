@@ -28,6 +28,7 @@ pub struct Metrics {
     fallbacks: Family<Labels, Counter>,
     cache: Family<Labels, Counter>,
     turn_facts: Family<Labels, Counter>,
+    breaker_open: prometheus_client::metrics::gauge::Gauge,
     turn_seconds: Family<Labels, Histogram>,
     first_delta_seconds: Family<Labels, Histogram>,
 }
@@ -99,8 +100,15 @@ impl Metrics {
             "A streamed turn from its start to its first text delta, by api and engine",
             first_delta_seconds.clone(),
         );
+        let breaker_open = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "backend_breaker_open",
+            "1 while the circuit breaker in front of gpu-backend is open (turns answered here)",
+            breaker_open.clone(),
+        );
         Self {
             turn_facts,
+            breaker_open,
             turn_seconds,
             first_delta_seconds,
             registry: Mutex::new(registry),
@@ -140,6 +148,10 @@ impl Metrics {
         self.store_errors
             .get_or_create(&vec![("kind", kind.to_owned())])
             .inc();
+    }
+
+    pub fn set_breaker_open(&self, open: bool) {
+        self.breaker_open.set(i64::from(open));
     }
 
     /// One turn's facts (the core calls this through [`edge_core::facts::FactsSink`]).
