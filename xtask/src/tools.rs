@@ -79,7 +79,8 @@ pub(crate) fn ensure_npm_tools() -> Result<(), String> {
 
 /// Debian's packages the test suite runs: chromium (the chat page's browser test),
 /// redis-server (the native server's shared store), podman and musl-tools (the edge's image,
-/// built `FROM scratch` around a static musl binary). Installed once, when a binary is missing
+/// built `FROM scratch` around a static musl binary), prometheus (it scrapes the native pieces
+/// with the shipped rules and dashboard queries). Installed once, when a binary is missing
 /// (the package lists are fetched first: a fresh machine has none).
 pub(crate) fn ensure_test_packages() -> Result<(), String> {
     ensure_debian_packages(&[
@@ -87,6 +88,7 @@ pub(crate) fn ensure_test_packages() -> Result<(), String> {
         ("/usr/bin/redis-server", "redis-server"),
         ("/usr/bin/podman", "podman"),
         ("/usr/bin/musl-gcc", "musl-tools"),
+        ("/usr/bin/prometheus", "prometheus"),
     ])
 }
 
