@@ -468,6 +468,7 @@ pub fn run_main(launcher: crate::local::Launcher) {
     authorization(&rt);
     browser_facing(&rt);
     logs_keep_secrets(&rt);
+    facts_in_logs(&rt);
     concurrent_turns(&[&rt], "e2e-concurrent", 20);
     // The native memory store keeps nothing across a restart, by design.
     if launcher.persists() {
@@ -646,4 +647,107 @@ pub fn run_strict(launcher: crate::local::Launcher) {
     );
     assert_eq!(concurrent_admissions(&[&rt], "e2e-burst", 50), 10);
     retention(&rt, std::time::Duration::from_millis(5184));
+}
+
+/// The core's facts reach this runtime's log as one structured line each (what Workers Logs
+/// and an OpenTelemetry collector read on Spin): a whole minimal turn, a streamed one and a 404
+/// give exactly the expected turn and request facts (durations aside), under their request id.
+pub fn facts_in_logs(rt: &crate::local::LocalRuntime) {
+    eprintln!("suite: facts_in_logs");
+    if std::env::var_os("E2E_RUNTIME_LOGS").is_some() {
+        return eprintln!("suite: logs shown, not captured: facts_in_logs not checked");
+    }
+    let c = client(rt);
+    let token = c.token("e2e-facts");
+    let authorization = format!("Bearer {token}");
+    let send = |id: &str, method: &str, path: &str, body: Option<serde_json::Value>| {
+        let mut headers = vec![
+            ("authorization", authorization.as_str()),
+            ("x-request-id", id),
+        ];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        c.send_with(
+            method,
+            path,
+            &headers,
+            body.map(|b| b.to_string().into_bytes()),
+        )
+    };
+    let run = std::process::id();
+    let (whole, streamed, missing) = (
+        format!("facts-whole-{run}"),
+        format!("facts-stream-{run}"),
+        format!("facts-404-{run}"),
+    );
+    let joke = json!({"message": "tell me a joke"});
+    assert_eq!(
+        send(&whole, "POST", "/api/chat/respond", Some(joke)).status,
+        200
+    );
+    let stream = json!({"message": "tell me a joke", "stream": true});
+    assert_eq!(
+        send(&streamed, "POST", "/api/chat/respond", Some(stream)).status,
+        200
+    );
+    assert_eq!(send(&missing, "GET", "/nowhere", None).status, 404);
+
+    // Each id's facts lines: (kind, facts), durations removed.
+    let facts_of = |logs: &str, id: &str| -> Vec<(String, serde_json::Value)> {
+        logs.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line.trim()).ok())
+            .filter(|l| l["target"] == "facts" && l["span"]["request_id"] == id)
+            .map(|l| {
+                let mut facts: serde_json::Value =
+                    serde_json::from_str(l["fields"]["facts"].as_str().unwrap_or("null")).unwrap();
+                facts.as_object_mut().map(|f| f.remove("duration_ms"));
+                (l["fields"]["kind"].as_str().unwrap_or("").to_owned(), facts)
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut logs = rt.logs();
+    while facts_of(&logs, &streamed).len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        logs = rt.logs();
+    }
+    let turn = |streamed: bool| {
+        json!({"api": "eindr", "streamed": streamed, "engine": "minimal", "fallback": false,
+               "fallback_reason": null, "cache": "bypass", "cache_key": null,
+               "intent_family": "small_talk"})
+    };
+    let respond = json!({"route": "/api/chat/respond", "status": 200, "error_code": null, "rate_limited": false});
+    let mut whole_turn = turn(false);
+    whole_turn["first_delta_ms"] = json!(null);
+    assert_eq!(
+        facts_of(&logs, &whole),
+        vec![
+            ("turn".to_owned(), whole_turn),
+            ("request".to_owned(), respond.clone())
+        ],
+        "{logs}"
+    );
+    let got = facts_of(&logs, &streamed);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].1["first_delta_ms"].is_u64(),
+        "a streamed turn's first delta: {got:?}"
+    );
+    let mut streamed_turn = got[0].1.clone();
+    streamed_turn
+        .as_object_mut()
+        .unwrap()
+        .remove("first_delta_ms");
+    let mut want = turn(true);
+    want.as_object_mut().unwrap().remove("first_delta_ms");
+    assert_eq!(streamed_turn, want);
+    assert_eq!(got[1], ("request".to_owned(), respond));
+    assert_eq!(
+        facts_of(&logs, &missing),
+        vec![(
+            "request".to_owned(),
+            json!({"route": "other", "status": 404, "error_code": "route_not_found", "rate_limited": false})
+        )]
+    );
 }

@@ -195,19 +195,23 @@ impl EdgeApp {
         let started_ms = turn.started_ms;
         let span = tracing::info_span!("stream", request_id = %turn.request_id);
         // `instrument`, not `enter`, for the reason `EdgeApp::serve` gives.
-        let error_code = self.stream_in_span(turn, svc, sink).instrument(span).await;
-        // A streamed request's facts: its status went out with the head; an error that ended
-        // the stream is its code.
-        facts::emit_request(
-            svc.facts,
-            &RequestFacts {
-                route,
-                status,
-                error_code: error_code.map(str::to_owned),
-                rate_limited: false,
-                duration_ms: svc.clock.now_ms().saturating_sub(started_ms),
-            },
-        );
+        async {
+            let error_code = self.stream_in_span(turn, svc, sink).await;
+            // A streamed request's facts: its status went out with the head; an error that
+            // ended the stream is its code.
+            facts::emit_request(
+                svc.facts,
+                &RequestFacts {
+                    route,
+                    status,
+                    error_code: error_code.map(str::to_owned),
+                    rate_limited: false,
+                    duration_ms: svc.clock.now_ms().saturating_sub(started_ms),
+                },
+            );
+        }
+        .instrument(span)
+        .await;
     }
 
     /// Runs the turn into the event stream; the code of the error that ended it, if one did.
