@@ -262,22 +262,24 @@ fn streamed_turn(edge: &LocalRuntime, client: &Client, user: &str, name: &str) {
         "{name}: {body}"
     );
     let summary: serde_json::Value = serde_json::from_str(&frames[frames.len() - 2]).unwrap();
-    let text: String = frames[..frames.len() - 2]
+    let parsed: Vec<serde_json::Value> = frames[..frames.len() - 2]
         .iter()
-        .map(|f| {
-            serde_json::from_str::<serde_json::Value>(f).unwrap()["delta"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|f| serde_json::from_str(f).unwrap())
+        .collect();
+    let text: String = parsed.iter().filter_map(|f| f["delta"].as_str()).collect();
+    // The sentences for speech, each sent as it ended: the same text.
+    let sentences: String = parsed
+        .iter()
+        .filter_map(|f| f["sentence"].as_str())
         .collect();
     assert_eq!(summary["done"], true, "{name}");
     assert_eq!(summary["response"].as_str().unwrap(), text.trim(), "{name}");
+    assert_eq!(sentences.trim(), text.trim(), "{name}: {body}");
     let last = last_message(client, user);
     assert_eq!(last["content"], summary["response"], "{name}");
     if summary["fallback_used"] == false {
         assert!(
-            frames.len() >= 4,
+            parsed.iter().filter(|f| f["delta"].is_string()).count() >= 2,
             "{name}: the model's tokens come as several deltas: {body}"
         );
     }

@@ -24,6 +24,7 @@ pub mod redis_store;
 pub mod replies;
 pub mod response_cache;
 pub mod seal;
+pub mod speech;
 #[cfg(feature = "system")]
 pub mod system;
 pub mod understanding;

@@ -280,15 +280,22 @@ fn streamed(h: &Harness, message: &str) -> (Vec<String>, String, Value) {
     );
     let summary: Value = serde_json::from_str(&frames[frames.len() - 2]).unwrap();
     assert_eq!(summary["done"], true);
-    let text: String = frames[..frames.len() - 2]
+    let parsed: Vec<Value> = frames[..frames.len() - 2]
         .iter()
-        .map(|f| {
-            serde_json::from_str::<Value>(f).unwrap()["delta"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|f| serde_json::from_str(f).unwrap())
         .collect();
+    let text: String = parsed.iter().filter_map(|f| f["delta"].as_str()).collect();
+    // The sentences for speech are the same text, cut where sentences end.
+    let sentences: String = parsed
+        .iter()
+        .filter_map(|f| f["sentence"].as_str())
+        .collect();
+    assert_eq!(sentences.trim_end(), text.trim_end(), "{frames:?}");
+    assert!(
+        parsed
+            .iter()
+            .all(|f| f["delta"].is_string() ^ f["sentence"].is_string())
+    );
     (frames, text, summary)
 }
 
@@ -347,8 +354,13 @@ fn accept_header_asks_for_a_stream_and_minimal_mode_streams_too() {
             .with_body(json!({"message": "good morning"}).to_string()),
     );
     let frames = events(&resp.body);
-    assert_eq!(frames.len(), 3, "{frames:?}");
-    let summary: Value = serde_json::from_str(&frames[1]).unwrap();
+    // One delta, its two sentences as they ended, the summary, [DONE].
+    assert_eq!(frames.len(), 5, "{frames:?}");
+    let sentence =
+        |i: usize| serde_json::from_str::<Value>(&frames[i]).unwrap()["sentence"].clone();
+    assert_eq!(sentence(1), "Hello! ");
+    assert_eq!(sentence(2), "All good here, and ready to help.");
+    let summary: Value = serde_json::from_str(&frames[3]).unwrap();
     assert_eq!(summary["fallback_used"], false);
     assert!(resp.header("ratelimit-remaining").is_some());
 }

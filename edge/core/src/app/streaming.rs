@@ -23,6 +23,7 @@ use crate::api::{Flavour, OpenAiTurn};
 use crate::facts::{self, RequestFacts};
 use crate::http::HttpResponse;
 use crate::platform::{Clock, ConversationStore, Outbound, Services};
+use crate::speech::SentenceSplitter;
 
 /// What the adapter sends for a request.
 pub enum Served {
@@ -95,6 +96,8 @@ struct Events<'k, K: BodySink> {
     clock: &'k dyn Clock,
     /// When the first text delta went out.
     first_delta_ms: Option<u64>,
+    /// The Eindr stream's sentences for speech, each sent as it ends.
+    sentences: SentenceSplitter,
 }
 
 impl<K: BodySink> Events<'_, K> {
@@ -134,6 +137,12 @@ impl<K: BodySink> DeltaSink for Events<'_, K> {
             self.delivered.push_str(text);
             self.first_delta_ms
                 .get_or_insert_with(|| self.clock.now_ms());
+            if *self.flavour == Flavour::Eindr {
+                for sentence in self.sentences.push(text) {
+                    self.frame(&json!({ "sentence": sentence }).to_string())
+                        .await;
+                }
+            }
         }
     }
 
@@ -228,6 +237,7 @@ impl EdgeApp {
             client_gone: false,
             clock: svc.clock,
             first_delta_ms: None,
+            sentences: SentenceSplitter::default(),
         };
         let outcome = match self.run_turn(&turn, svc, &mut events).await {
             Ok(outcome) => outcome,
@@ -242,6 +252,12 @@ impl EdgeApp {
         let cut = outcome.cut;
         match &turn.flavour {
             Flavour::Eindr => {
+                // The last sentence, once the answer is whole.
+                for sentence in events.sentences.finish() {
+                    events
+                        .frame(&json!({ "sentence": sentence }).to_string())
+                        .await;
+                }
                 let response = self.turn_response(&turn, outcome, svc.clock.now_ms());
                 let mut done = serde_json::to_value(&response).unwrap_or(Value::Null);
                 if let Value::Object(fields) = &mut done {
