@@ -83,6 +83,15 @@ async function screenshot(page, label) {
 try {
   // --- Desktop: sign in with the token in the fragment, talk, reload, clear. -------------
   const desktop = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  // Speech as the page asks for it: each utterance recorded instead of said.
+  await desktop.addInitScript(() => {
+    const spoken = [];
+    window.__spoken = spoken;
+    Object.defineProperty(window, "speechSynthesis", {
+      value: { speak: (utterance) => spoken.push(utterance.text), cancel: () => spoken.push("<cancel>") },
+    });
+    window.SpeechSynthesisUtterance = class { constructor(text) { this.text = text; } };
+  });
   let page = await openPage(desktop, `#token=${settings.token}`);
   await page.locator("#chat").waitFor({ state: "visible" });
   check("the fragment's token signs in and leaves the address bar", !page.url().includes("token"), page.url());
@@ -90,9 +99,15 @@ try {
   check("a new user's conversation opens empty", (await page.locator("#log .message").count()) === 0);
   await accessible(page, "empty chat");
 
+  await page.check("#speak");
   const joke = await sendAndWait(page, "tell me a joke");
   const jokeText = (await joke.locator(".content").textContent()).trim();
   check("a minimal-mode reply appears", jokeText.length > 0, jokeText);
+  const spoken = await page.evaluate(() => window.__spoken.filter((s) => s !== "<cancel>"));
+  const words = (s) => s.replace(/\s+/g, " ").trim();
+  check(`"Speak replies" speaks the reply sentence by sentence (${spoken.length})`,
+    spoken.length >= 1 && words(spoken.join(" ")) === words(jokeText), JSON.stringify(spoken));
+  await page.uncheck("#speak");
   const jokeMeta = await joke.locator(".meta").textContent();
   check("the reply shows its engine, fallback and time", /^minimal( · fell back)? · \d+\.\d\d s$/.test(jokeMeta), jokeMeta);
 

@@ -50,16 +50,21 @@ fn first_event(
         .map(|_| started.elapsed())
 }
 
-/// When the edge's first delta came, read on to its closing summary: a turn the edge
-/// answered itself (`fallback_used`) is not a model's first token.
-fn chain_first_delta(reader: impl std::io::Read, started: Instant) -> Option<Duration> {
-    let mut first = None;
+/// When the edge's first delta and its first sentence (ready for speech) came, read on to
+/// its closing summary: a turn the edge answered itself (`fallback_used`) is not a model's.
+fn chain_first_delta(reader: impl std::io::Read, started: Instant) -> Option<(Duration, Duration)> {
+    let (mut first, mut sentence) = (None, None);
     for value in sse_json(reader) {
         if value.get("delta").is_some() {
             first.get_or_insert_with(|| started.elapsed());
         }
+        if value.get("sentence").is_some() {
+            sentence.get_or_insert_with(|| started.elapsed());
+        }
         if value.get("done").is_some() {
-            return first.filter(|_| value["fallback_used"] == false);
+            return first
+                .zip(sentence)
+                .filter(|_| value["fallback_used"] == false);
         }
     }
     None
@@ -179,6 +184,7 @@ fn cpu_engine_alone(agent: &ureq::Agent, model: &str, precision: &str) {
     });
     let (mut first, mut whole, mut tokens) = (Vec::new(), Vec::new(), Vec::new());
     let (mut chain_first, mut chain_whole) = (Vec::new(), Vec::new());
+    let mut chain_sentence = Vec::new();
     for i in 0..6 {
         let started = Instant::now();
         let mut r = agent
@@ -221,7 +227,8 @@ fn cpu_engine_alone(agent: &ureq::Agent, model: &str, precision: &str) {
             first.push(f.as_secs_f64() * 1000.0);
             whole.push(at_end.as_secs_f64() * 1000.0);
             tokens.push(used as f64);
-            chain_first.push(c.as_secs_f64() * 1000.0);
+            chain_first.push(c.0.as_secs_f64() * 1000.0);
+            chain_sentence.push(c.1.as_secs_f64() * 1000.0);
             chain_whole.push(c_end.as_secs_f64() * 1000.0);
         }
     }
@@ -230,6 +237,7 @@ fn cpu_engine_alone(agent: &ureq::Agent, model: &str, precision: &str) {
         &mut whole,
         &mut tokens,
         &mut chain_first,
+        &mut chain_sentence,
         &mut chain_whole,
     ] {
         v.sort_by(f64::total_cmp);
@@ -243,6 +251,7 @@ fn cpu_engine_alone(agent: &ureq::Agent, model: &str, precision: &str) {
     row("gpu-backend: first token", &first);
     row("gpu-backend: whole answer", &whole);
     row("edge → gpu-backend: first delta", &chain_first);
+    row("edge → gpu-backend: first sentence", &chain_sentence);
     row("edge → gpu-backend: whole answer", &chain_whole);
 }
 
@@ -278,6 +287,7 @@ fn through_vllm(agent: &ureq::Agent, requests: usize) {
     let mut direct_released = Vec::new();
     let mut via_backend = Vec::new();
     let mut chain = Vec::new();
+    let mut chain_sentence = Vec::new();
     let mut chain_head = Vec::new();
     let mut after_head = Vec::new();
     let mut minimal_head = Vec::new();
@@ -340,11 +350,12 @@ fn through_vllm(agent: &ureq::Agent, requests: usize) {
             minimal_head.push(m_head.as_secs_f64() * 1000.0);
             minimal_first.push(m.as_secs_f64() * 1000.0);
         }
-        if let (Some((d, released)), Some(b), Some(c)) = (d, b, c) {
+        if let (Some((d, released)), Some(b), Some((c, sentence))) = (d, b, c) {
             direct.push(d.as_secs_f64() * 1000.0);
             direct_released.push(released.as_secs_f64() * 1000.0);
             via_backend.push(b.as_secs_f64() * 1000.0);
             chain.push(c.as_secs_f64() * 1000.0);
+            chain_sentence.push(sentence.as_secs_f64() * 1000.0);
             chain_head.push(head.as_secs_f64() * 1000.0);
             after_head.push((c - head).as_secs_f64() * 1000.0);
         } else {
@@ -358,6 +369,7 @@ fn through_vllm(agent: &ureq::Agent, requests: usize) {
     direct_released.sort_by(f64::total_cmp);
     via_backend.sort_by(f64::total_cmp);
     chain.sort_by(f64::total_cmp);
+    chain_sentence.sort_by(f64::total_cmp);
     chain_head.sort_by(f64::total_cmp);
     after_head.sort_by(f64::total_cmp);
     minimal_head.sort_by(f64::total_cmp);
@@ -373,6 +385,7 @@ fn through_vllm(agent: &ureq::Agent, requests: usize) {
     row("edge (workerd) → gpu-backend → vLLM", &chain);
     row("  edge response head (its front)", &chain_head);
     row("  from the head to the first delta", &after_head);
+    row("  its first sentence (for speech)", &chain_sentence);
     row("edge, a minimal streamed turn: head", &minimal_head);
     row("  its (only) delta", &minimal_first);
     println!(

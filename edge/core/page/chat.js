@@ -210,6 +210,7 @@ async function send(message) {
   $("stop").hidden = false;
   const started = performance.now();
   let answer = null;
+  let spoken = false;
   try {
     const response = await api("/api/chat/respond", {
       method: "POST",
@@ -238,6 +239,10 @@ async function send(message) {
           if (data === "[DONE]") break reading;
           const frame = JSON.parse(data);
           if (typeof frame.delta === "string") content.textContent += frame.delta;
+          // Each sentence is spoken as soon as it has ended, while the rest is written.
+          if (typeof frame.sentence === "string" && speakSentence(frame.sentence, !spoken)) {
+            spoken = true;
+          }
           if (frame.done) answer = frame;
           if (frame.error) throw new Error(frame.error.message || "the answer broke off");
         }
@@ -246,7 +251,7 @@ async function send(message) {
     }
     describe(reply, answer, performance.now() - started);
     reply.dataset.state = "done";
-    speak(content.textContent);
+    if (!spoken) speak(content.textContent);
   } catch (error) {
     if (controller.signal.aborted) {
       reply.dataset.state = "stopped";
@@ -267,6 +272,14 @@ async function send(message) {
 }
 
 // --- Voice --------------------------------------------------------------------------------
+
+// Queues one sentence; the first of a reply interrupts whatever was being said.
+function speakSentence(text, first) {
+  if (!$("speak").checked || !("speechSynthesis" in window) || !text.trim()) return false;
+  if (first) speechSynthesis.cancel();
+  speechSynthesis.speak(new SpeechSynthesisUtterance(text.trim()));
+  return true;
+}
 
 function speak(text) {
   if (!$("speak").checked || !("speechSynthesis" in window) || !text) return;
