@@ -18,7 +18,6 @@ const bindings = Object.fromEntries(
 const factsRecorder = {
   name: "facts-recorder",
   modules: true,
-  compatibilityDate: "2026-04-01",
   script: `export default function () {
     return {
       writeDataPoint(point) {
