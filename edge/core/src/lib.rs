@@ -25,6 +25,7 @@ pub mod replies;
 pub mod response_cache;
 pub mod seal;
 pub mod speech;
+pub mod spoken;
 #[cfg(feature = "system")]
 pub mod system;
 pub mod understanding;

@@ -448,3 +448,26 @@ fn the_openai_api_answers_whole_and_streamed_turns() {
     let models = json(&h.get("/v1/models", &h.token("alice")));
     assert_eq!(models["data"][0]["id"], "bigscience/bloom-560m");
 }
+
+#[test]
+fn a_model_answer_is_plain_text_for_speech_in_the_stream_and_in_history() {
+    let h = full();
+    play(
+        &h,
+        Script::tokens(&[
+            "**Sure!**",
+            " Here",
+            " is 🎉",
+            " the [gui",
+            "de](https://x.io).",
+            "\n- one",
+        ]),
+    );
+    let (frames, text, summary) = streamed(&h, "help me");
+    assert_eq!(text, "Sure! Here is the guide.\none", "{frames:?}");
+    assert_eq!(summary["response"], "Sure! Here is the guide.\none");
+    assert_eq!(
+        history(&h).last().unwrap()["content"],
+        "Sure! Here is the guide.\none"
+    );
+}

@@ -22,6 +22,7 @@ use crate::http::HttpRequest;
 use crate::platform::{ConversationStore, Outbound, Services};
 use crate::replies::{Reply, closing_sentence, minimal_reply};
 use crate::response_cache::CachedAnswer;
+use crate::spoken::SpokenText;
 use crate::understanding::{self, Prediction, Reading};
 
 /// One turn, from either API, ready to be answered.
@@ -372,10 +373,12 @@ impl EdgeApp {
         )
         .await?;
         let mut complete = false;
+        // What the user hears and history keeps: plain text, no markdown or emoji.
+        let mut spoken = SpokenText::default();
         let cut = loop {
             match answer.next_text().await {
                 Ok(Some(text)) => {
-                    sink.delta(&text).await;
+                    sink.delta(&spoken.push(&text)).await;
                     if sink.client_gone() {
                         break None;
                     }
@@ -387,7 +390,8 @@ impl EdgeApp {
                 Err(failure) => break Some(failure),
             }
         };
-        sink.delta(&answer.flush()).await;
+        let rest = spoken.push(&answer.flush()) + &spoken.finish();
+        sink.delta(&rest).await;
         let outcome = match (cut, sink.delivered().trim().is_empty()) {
             (Some(failure), true) => Err(failure),
             (None, true) => Err(BackendFailure::Empty),
