@@ -708,7 +708,13 @@ pub fn facts_in_logs(rt: &crate::local::LocalRuntime) {
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut logs = rt.logs();
-    while facts_of(&logs, &streamed).len() < 2 && std::time::Instant::now() < deadline {
+    // Each request's lines are written as it finishes, in any order: wait for all of them.
+    let complete = |logs: &str| {
+        facts_of(logs, &whole).len() == 2
+            && facts_of(logs, &streamed).len() == 2
+            && facts_of(logs, &missing).len() == 1
+    };
+    while !complete(&logs) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(200));
         logs = rt.logs();
     }
