@@ -120,6 +120,25 @@ fn ends_here(text: &str, dot: usize, after: &[(usize, char)]) -> bool {
     true
 }
 
+/// `text` cut at the byte offsets `cuts` (taken modulo its length, off-boundary ones dropped):
+/// how the streaming property tests feed a text in pieces.
+#[cfg(test)]
+pub(crate) fn cut_into_pieces(text: &str, cuts: Vec<usize>) -> Vec<&str> {
+    let mut bounds: Vec<usize> = cuts
+        .into_iter()
+        .map(|c| c % (text.len() + 1))
+        .filter(|c| text.is_char_boundary(*c))
+        .collect();
+    bounds.sort_unstable();
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for b in bounds.into_iter().chain([text.len()]) {
+        pieces.push(&text[start..b]);
+        start = b;
+    }
+    pieces
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,14 +220,10 @@ mod tests {
         ) {
             let text = words.join(" ");
             let whole = split(&text);
-            let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c % (text.len() + 1)).filter(|c| text.is_char_boundary(*c)).collect();
-            bounds.sort_unstable();
             let mut splitter = SentenceSplitter::default();
             let mut pieces = Vec::new();
-            let mut start = 0;
-            for b in bounds.into_iter().chain([text.len()]) {
-                pieces.extend(splitter.push(&text[start..b]));
-                start = b;
+            for piece in cut_into_pieces(&text, cuts) {
+                pieces.extend(splitter.push(piece));
             }
             pieces.extend(splitter.finish());
             let joined = pieces.concat();

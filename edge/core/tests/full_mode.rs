@@ -365,15 +365,6 @@ fn accept_header_asks_for_a_stream_and_minimal_mode_streams_too() {
     assert!(resp.header("ratelimit-remaining").is_some());
 }
 
-fn openai(h: &Harness, body: Value) -> edge_core::HttpResponse {
-    h.send(
-        edge_core::HttpRequest::new("POST", "/v1/chat/completions")
-            .with_header("authorization", &format!("Bearer {}", h.token("alice")))
-            .with_header("content-type", "application/json")
-            .with_body(body.to_string()),
-    )
-}
-
 #[test]
 fn the_openai_api_answers_whole_and_streamed_turns() {
     let h = full();

@@ -22,15 +22,6 @@ fn full(extra: &[(&str, &str)]) -> Harness {
     Harness::new(&vars)
 }
 
-fn openai(h: &Harness, body: Value) -> edge_core::HttpResponse {
-    h.send(
-        HttpRequest::new("POST", "/v1/chat/completions")
-            .with_header("authorization", &format!("Bearer {}", h.token("alice")))
-            .with_header("content-type", "application/json")
-            .with_body(body.to_string()),
-    )
-}
-
 fn user(text: &str) -> Value {
     json!([{"role": "user", "content": text}])
 }

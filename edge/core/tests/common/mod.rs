@@ -130,6 +130,16 @@ impl Script {
     }
 }
 
+/// `POST /v1/chat/completions` as `alice`.
+pub fn openai(h: &Harness, body: serde_json::Value) -> HttpResponse {
+    h.send(
+        HttpRequest::new("POST", "/v1/chat/completions")
+            .with_header("authorization", &format!("Bearer {}", h.token("alice")))
+            .with_header("content-type", "application/json")
+            .with_body(body.to_string()),
+    )
+}
+
 /// Queues the scripted backend's next answer.
 pub fn play(h: &Harness, script: Script) {
     h.backend.scripts.borrow_mut().push_back(script);
