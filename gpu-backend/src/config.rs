@@ -22,6 +22,10 @@ pub struct Args {
     /// ready) and exit 0, or 1 saying why: the image's healthcheck (no shell or curl in it).
     #[arg(long)]
     pub healthcheck: bool,
+    /// What the assistant is called: the model's persona says "You are <name>" (the edge's
+    /// minimal replies read the same variable).
+    #[arg(long, env = "ASSISTANT_NAME", default_value = "Eindr")]
+    pub assistant_name: String,
     /// Allow serving without BACKEND_API_KEY (local development only).
     #[arg(long, env = "BACKEND_DEV", default_value_t = false)]
     pub dev: bool,

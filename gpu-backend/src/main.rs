@@ -11,7 +11,7 @@ use gpu_backend::config::{Args, EDGE_ONLY_VARIABLES};
 use gpu_backend::cpu::{CpuEngine, EngineSettings};
 use gpu_backend::engine::{CpuSlot, Engine, EngineChoice, Engines, VllmPool};
 use gpu_backend::metrics::Metrics;
-use gpu_backend::prompt::TokenCounter;
+use gpu_backend::prompt::{self, TokenCounter};
 use gpu_backend::service::{AppState, router};
 use gpu_backend::supervisor::{self, VllmCommand};
 use gpu_backend::tokenizer::{ByteBound, ModelTokenizer};
@@ -110,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
         engines,
         tokenizer,
         metrics,
+        persona: prompt::persona(&args.assistant_name),
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use eindr_contract::openai::{ChatMessage, Role};
 use futures::StreamExt;
 use gpu_backend::error::BackendError;
-use gpu_backend::prompt::{TokenCounter, build};
+use gpu_backend::prompt::{self, TokenCounter, build};
 use gpu_backend::sse::{Piece, pieces};
 use proptest::prelude::*;
 use serde_json::json;
@@ -108,7 +108,7 @@ proptest! {
         messages.push(ChatMessage { role: Role::User, content: Cow::Borrowed(&last) });
         let context = json!({"intent": intent,
                              "processing_result": {"success": false, "data": {key: value}, "error": error}});
-        let prompt = build(&messages, Some(&context), 4_096, 64, &Bytes4).unwrap();
+        let prompt = build(&messages, Some(&context), 4_096, 64, &Bytes4, &prompt::persona("Eindr")).unwrap();
 
         let lines: Vec<&str> = prompt.text.split(is_line_break).collect();
         // The persona's line, the context's, each kept turn, the user's message and the open

@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use gpu_backend::engine::{CompletionRequest, Engine, Engines, Generation};
 use gpu_backend::error::BackendError;
 use gpu_backend::metrics::Metrics;
-use gpu_backend::prompt::TokenCounter;
+use gpu_backend::prompt::{self, TokenCounter};
 use gpu_backend::service::{AppState, router};
 use gpu_backend::sse::Piece;
 use serde_json::{Value, json};
@@ -128,6 +128,7 @@ fn build(chain: Vec<Arc<Scripted>>) -> (axum::Router, Arc<Metrics>) {
         engines,
         tokenizer: Box::new(Words),
         metrics: Arc::clone(&metrics),
+        persona: prompt::persona("Eindr"),
     });
     (router(state), metrics)
 }

@@ -342,3 +342,15 @@ pub(crate) fn eval_understanding(extra: &[String]) -> Result<(), String> {
     }
     run(cargo_run_release("edge-core", &["--example", "eval_understanding"]).args(extra))
 }
+
+/// The understanding's thresholds chosen by cross-validation on a file in CLINC150's format;
+/// prints the folds and, last, the thresholds the edge should use.
+pub(crate) fn fit_thresholds(extra: &[String]) -> Result<(), String> {
+    if extra.is_empty() {
+        return Err(
+            "usage: cargo xtask fit-thresholds FILE [--folds 10] [--recall 50] [--other 0.5]"
+                .into(),
+        );
+    }
+    run(cargo_run_release("edge-core", &["--example", "fit_thresholds"]).args(extra))
+}

@@ -19,13 +19,14 @@ use std::env;
 use std::process::ExitCode;
 
 use crate::bench::{
-    bench, bench_backend, bench_cache, bench_cpu, bench_edge, bench_full, eval_understanding, soak,
+    bench, bench_backend, bench_cache, bench_cpu, bench_edge, bench_full, eval_understanding,
+    fit_thresholds, soak,
 };
 use crate::builds::{build_spin, build_worker};
 use crate::dev::{dev, dev_full, dev_native, dev_spin, warm_cache};
 use crate::fuzz::fuzz;
 use crate::image::build_edge_image;
-use crate::models::{measure_teacher, train_intent};
+use crate::models::{measure_teacher, spoken_clinc, train_intent};
 use crate::test_suite::test;
 
 fn main() -> ExitCode {
@@ -49,11 +50,13 @@ fn main() -> ExitCode {
         Some("bench-cpu") => bench_cpu(&args[1..]),
         Some("warm-cache") => warm_cache(&args[1..]),
         Some("eval-understanding") => eval_understanding(&args[1..]),
+        Some("fit-thresholds") => fit_thresholds(&args[1..]),
+        Some("spoken-clinc") => spoken_clinc(&args[1..]),
         Some("train-intent") => train_intent(),
         Some("measure-teacher") => measure_teacher(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin|native] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cache [requests] | bench-cpu [decode tokens] | warm-cache [URL] [FILE] | eval-understanding FILE [--split S] [--oos-split S] | train-intent | measure-teacher | build-worker | build-spin | build-image | fuzz [seconds per target] | soak [minutes] [workerd|spin|native]>"
+                "usage: cargo xtask <dev | dev-full | dev-spin | dev-native [eindr-edge args] | test | bench | bench-edge [workerd|spin|native] [seconds] | bench-backend [seconds] | bench-full [requests] | bench-cache [requests] | bench-cpu [decode tokens] | warm-cache [URL] [FILE] | eval-understanding FILE [--split S] [--oos-split S] | spoken-clinc [OUT] | fit-thresholds FILE | train-intent | measure-teacher | build-worker | build-spin | build-image | fuzz [seconds per target] | soak [minutes] [workerd|spin|native]>"
             );
             return ExitCode::from(2);
         }

@@ -148,3 +148,15 @@ fn run_with_teacher(
     args(&mut command, &test_data_dir().join("clinc150"), &teacher);
     run(&mut command)
 }
+
+/// `cargo xtask spoken-clinc [OUT]`: CLINC150 in spoken form (`models/spoken_clinc.py`, the
+/// system's python3 and nothing else), for `eval-understanding` and `fit-thresholds`.
+pub(crate) fn spoken_clinc(extra: &[String]) -> Result<(), String> {
+    let out = extra
+        .first()
+        .map_or_else(|| root().join("target/spoken-clinc.json"), PathBuf::from);
+    run(Command::new("python3")
+        .arg(root().join("models/spoken_clinc.py"))
+        .arg(test_data_dir().join("clinc150/train_val.json"))
+        .arg(out))
+}

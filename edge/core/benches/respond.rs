@@ -155,18 +155,25 @@ fn respond(c: &mut Criterion) {
     });
 }
 
-/// The intent model on one message of each kind (a chat turn's cost of understanding it).
+/// The understanding of one message of each kind (a chat turn's cost of it: the transcript
+/// read as typed, then the intent model).
 fn understand(c: &mut Criterion) {
-    let model = edge_core::understanding::model().unwrap();
+    use edge_core::understanding::{self, AssistantName};
+    understanding::model().unwrap();
+    let assistant = AssistantName::default();
     for (name, message) in [
         ("short", "tell me a joke"),
         (
             "long",
             "can you please remind me to call my mother about the dinner reservation tomorrow at seven in the evening",
         ),
+        (
+            "spoken",
+            "hey eindr um can you can you remind me to call my mother about the uh dinner tomorrow at seven",
+        ),
     ] {
         c.bench_function(&format!("understand/{name}"), |b| {
-            b.iter(|| model.predict(black_box(message)))
+            b.iter(|| understanding::understand(black_box(message), &assistant))
         });
     }
 }

@@ -11,6 +11,7 @@ use crate::history::HistoryPolicy;
 use crate::rate_limit::Quota;
 use crate::response_cache::{self, CacheMode, CacheSettings};
 use crate::seal::SealError;
+use crate::understanding::AssistantName;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -79,6 +80,9 @@ pub struct EdgeConfig {
     pub minimal_mode: bool,
     /// Whether `GET /` serves the chat page (`CHAT_PAGE`, on by default); off, it is a 404.
     pub chat_page: bool,
+    /// What the assistant is called (`ASSISTANT_NAME`, `Eindr` by default): the name replies
+    /// use, and the one a spoken turn may start with ("hey eindr ...").
+    pub assistant: AssistantName,
     /// Origins whose browser pages may call the API (`CORS_ALLOWED_ORIGINS`; none by default).
     pub cors: CorsPolicy,
     pub backend: BackendConfig,
@@ -142,6 +146,27 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
             }),
         }
     }
+}
+
+/// `ASSISTANT_NAME`: a name with a word in it, short enough to say.
+fn assistant_name<F: Fn(&str) -> Option<String>>(
+    v: &Vars<F>,
+) -> Result<AssistantName, ConfigError> {
+    const MAX_CHARS: usize = 40;
+    let Some(value) = v.raw("ASSISTANT_NAME") else {
+        return Ok(AssistantName::default());
+    };
+    let has_word = value.chars().any(char::is_alphanumeric);
+    if !has_word || value.chars().count() > MAX_CHARS || value.chars().any(char::is_control) {
+        return Err(ConfigError::Invalid {
+            var: "ASSISTANT_NAME",
+            value,
+            reason: format!(
+                "expected a name of 1 to {MAX_CHARS} characters with a letter or digit"
+            ),
+        });
+    }
+    Ok(AssistantName::new(&value))
 }
 
 impl GenerationSettings {
@@ -301,6 +326,7 @@ impl EdgeConfig {
         Ok(Self {
             minimal_mode: v.flag("MINIMAL_MODE", true)?,
             chat_page: v.flag("CHAT_PAGE", true)?,
+            assistant: assistant_name(&v)?,
             cors: CorsPolicy::parse(&v.raw("CORS_ALLOWED_ORIGINS").unwrap_or_default())?,
             backend,
             generation,
@@ -432,6 +458,11 @@ mod tests {
         assert_eq!(c.limits.max_body_bytes, 16384);
         assert_eq!(c.cache, CacheSettings::default());
         assert_eq!(c.cache.mode, CacheMode::Fallback);
+        assert_eq!(c.assistant.display(), "Eindr");
+        let mut named = BASE.to_vec();
+        named.push(("ASSISTANT_NAME", " Nova "));
+        let c = EdgeConfig::from_lookup(lookup(&named)).unwrap();
+        assert_eq!(c.assistant.display(), "Nova");
     }
 
     #[test]
@@ -447,6 +478,11 @@ mod tests {
             ("CACHE_TTL_SECONDS", "10"),
             ("CACHE_SHARED_INTENTS", "greeting,weather"),
             ("CACHE_INTENT_MIN_CONFIDENCE", "1.5"),
+            ("ASSISTANT_NAME", "?!"),
+            (
+                "ASSISTANT_NAME",
+                "a name far longer than anyone would want to say aloud",
+            ),
         ] {
             let mut pairs = BASE.to_vec();
             pairs.push((var, value));

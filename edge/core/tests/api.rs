@@ -50,6 +50,20 @@ fn respond_in_minimal_mode_with_context() {
     assert!(resp.header("ratelimit-reset").is_some());
 }
 
+/// A turn as a recogniser writes it, addressed to the assistant by the name it is configured
+/// with, is understood as the words after the name; the replies call the assistant by it.
+#[test]
+fn a_spoken_turn_to_the_assistant_by_its_name() {
+    let h = Harness::new(&[("ASSISTANT_NAME", "Nova")]);
+    let name = json(&h.respond("alice", json!({"message": "hey nova um what is your name"})));
+    let text = name["response"].as_str().unwrap();
+    assert!(text.contains("Nova") && !text.contains("Eindr"), "{text}");
+    let joke = json(&h.respond("bob", json!({"message": "ok nova tell me tell me a joke"})));
+    let plain = json(&Harness::new(&[]).respond("bob", json!({"message": "tell me a joke"})));
+    assert_eq!(joke["intent"], plain["intent"], "{joke}");
+    assert_eq!(joke["intent"], "tell_joke", "{joke}");
+}
+
 #[test]
 fn full_mode_without_backend_falls_back() {
     let h = Harness::new(&[]);

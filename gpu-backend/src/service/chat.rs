@@ -87,6 +87,7 @@ fn prepare(
         settings.max_model_len as usize,
         settings.max_tokens as usize,
         state.tokenizer.as_ref(),
+        &state.persona,
     )?;
     let completion = CompletionRequest {
         model: settings.model_name.clone(),

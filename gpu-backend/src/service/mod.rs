@@ -28,6 +28,8 @@ pub struct AppState {
     pub engines: Arc<Engines>,
     pub tokenizer: Box<dyn TokenCounter>,
     pub metrics: Arc<Metrics>,
+    /// The prompt's first line when the caller sends no system message.
+    pub persona: String,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

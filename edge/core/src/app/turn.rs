@@ -23,12 +23,14 @@ use crate::platform::{ConversationStore, Outbound, Services};
 use crate::replies::{Reply, closing_sentence, minimal_reply};
 use crate::response_cache::CachedAnswer;
 use crate::spoken::SpokenText;
-use crate::understanding::{self, Prediction, Reading};
+use crate::understanding::{self, AssistantName, Prediction, Reading};
 
 /// One turn, from either API, ready to be answered.
 pub struct TurnRequest {
     pub(super) user: String,
     pub(super) message: String,
+    /// Whom the user talks to (`ASSISTANT_NAME`), which a spoken message may start with.
+    pub(super) assistant: AssistantName,
     pub(super) context: Option<ChatContext>,
     pub(super) wants_backend: bool,
     pub(super) stream: bool,
@@ -49,7 +51,7 @@ impl TurnRequest {
         understanding::read_with(self.context.as_ref(), || {
             *self
                 .prediction
-                .get_or_init(|| understanding::understand(&self.message))
+                .get_or_init(|| understanding::understand(&self.message, &self.assistant))
         })
     }
 }
@@ -125,6 +127,7 @@ impl EdgeApp {
         let turn = TurnRequest {
             user: principal.user_id.clone(),
             message: body.message,
+            assistant: self.config.assistant.clone(),
             context: body.context,
             wants_backend,
             stream: body.stream || accepts_events(req),
@@ -160,6 +163,7 @@ impl EdgeApp {
         let turn = TurnRequest {
             user: principal.user_id.clone(),
             message,
+            assistant: self.config.assistant.clone(),
             context: None,
             wants_backend: !self.config.minimal_mode,
             stream: body.stream,
@@ -266,7 +270,13 @@ impl EdgeApp {
                             cached.engine,
                         ),
                         None => (
-                            minimal_reply(&reading, context, previous, roll),
+                            minimal_reply(
+                                &reading,
+                                context,
+                                previous,
+                                roll,
+                                self.config.assistant.display(),
+                            ),
                             InferenceEngine::Minimal,
                         ),
                     },

@@ -96,6 +96,7 @@ impl EdgeApp {
         let turn = TurnRequest {
             user: principal.user_id.clone(),
             message: question,
+            assistant: self.config.assistant.clone(),
             context: None,
             wants_backend: true,
             stream: false,

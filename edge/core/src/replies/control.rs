@@ -94,7 +94,7 @@ fn templates(control: Control, open: &Open, has_previous: bool) -> &'static [&'s
             "Changing your name isn't something I can do from here, I'm afraid.",
         ],
         (ChangeAiName, _) => &[
-            "My name stays Eindr, I'm afraid, but you can call me whatever you like. I'll still answer!",
+            "My name stays {assistant}, I'm afraid, but you can call me whatever you like. I'll still answer!",
             "I can't change my name, but feel free to call me anything you want.",
         ],
         (Settings, _) => &[
@@ -105,7 +105,12 @@ fn templates(control: Control, open: &Open, has_previous: bool) -> &'static [&'s
 }
 
 /// The reply to a conversation-control turn.
-pub fn control_reply(control: Control, previous: Option<Previous<'_>>, roll: u64) -> String {
+pub fn control_reply(
+    control: Control,
+    previous: Option<Previous<'_>>,
+    roll: u64,
+    assistant: &str,
+) -> String {
     let open = open_in(previous);
     let action = match &open {
         Open::ReminderOffer(topic) => topic.action,
@@ -121,5 +126,6 @@ pub fn control_reply(control: Control, previous: Option<Previous<'_>>, roll: u64
         |t| fill(t, &slots),
         previous.map(|p| p.text),
         roll,
+        assistant,
     )
 }

@@ -21,18 +21,28 @@ pub struct Reply {
     pub context_used: bool,
 }
 
-/// Picks and renders one of `templates`, avoiding the text `previous`. `roll` is a random
-/// number. Renders at most two templates (the hot path never renders them all).
+/// Picks and renders one of `templates`, avoiding the text `previous`, with the assistant's
+/// name for `{assistant}`. `roll` is a random number. Renders at most two templates (the hot
+/// path never renders them all).
 fn choose(
     templates: &[&str],
     render: impl Fn(&str) -> String,
     previous: Option<&str>,
     roll: u64,
+    assistant: &str,
 ) -> String {
     let n = templates.len() as u64;
     if n == 0 {
         return String::new();
     }
+    let render = |template: &str| {
+        let text = render(template);
+        if text.contains("{assistant}") {
+            text.replace("{assistant}", assistant)
+        } else {
+            text
+        }
+    };
     let first = (roll % n) as usize;
     let text = render(templates[first]);
     if n > 1 && previous == Some(text.as_str()) {
@@ -129,12 +139,14 @@ pub fn closing_sentence(roll: u64) -> &'static str {
 
 /// The reply to a turn as `reading` understood it, with its optional context (a task's
 /// result is acknowledged). `previous` is the user's last assistant turn; `roll` is a random
-/// number from the platform.
+/// number from the platform; `assistant` is the name the replies give the assistant
+/// (`ASSISTANT_NAME`).
 pub fn minimal_reply(
     reading: &Reading<'_>,
     context: Option<&ChatContext>,
     previous: Option<Previous<'_>>,
     roll: u64,
+    assistant: &str,
 ) -> Reply {
     let previous_text = previous.map(|p| p.text);
     if let Some(result) = context.and_then(|c| c.processing_result.as_ref()) {
@@ -152,15 +164,22 @@ pub fn minimal_reply(
             )
         };
         return Reply {
-            text: choose(templates, |t| fill(t, &values), previous_text, roll),
+            text: choose(
+                templates,
+                |t| fill(t, &values),
+                previous_text,
+                roll,
+                assistant,
+            ),
             intent: intent.unwrap_or(kind.noun()).to_owned(),
             context_used: true,
         };
     }
-    let plain = |templates: &[&str]| choose(templates, str::to_owned, previous_text, roll);
+    let plain =
+        |templates: &[&str]| choose(templates, str::to_owned, previous_text, roll, assistant);
     let text = match reading.kind {
         TurnKind::SmallTalk(family) => plain(phrasebook::small_talk(family)),
-        TurnKind::Control(control) => control_reply(control, previous, roll),
+        TurnKind::Control(control) => control_reply(control, previous, roll, assistant),
         TurnKind::Task(kind) => plain(phrasebook::task_how_to(kind)),
         TurnKind::Topic(topic) => {
             let slots = [("{action}", topic.action.to_owned())];
@@ -173,6 +192,7 @@ pub fn minimal_reply(
                 |t| fill(t, &slots),
                 previous_text,
                 roll,
+                assistant,
             )
         }
         TurnKind::OutOfScope => plain(phrasebook::OUT_OF_SCOPE),
@@ -188,6 +208,7 @@ pub fn minimal_reply(
 mod tests {
     use super::*;
     use crate::api::ProcessingResult;
+    use crate::understanding::transcript::DEFAULT_ASSISTANT_NAME;
     use crate::understanding::{SmallTalk, read, topics::TOPICS};
     use serde_json::json;
 
@@ -198,7 +219,13 @@ mod tests {
         previous: Option<Previous<'_>>,
         roll: u64,
     ) -> Reply {
-        minimal_reply(&read(message, context), context, previous, roll)
+        minimal_reply(
+            &read(message, context),
+            context,
+            previous,
+            roll,
+            DEFAULT_ASSISTANT_NAME,
+        )
     }
 
     fn said<'a>(text: &'a str, intent: &'a str) -> Option<Previous<'a>> {
@@ -341,7 +368,7 @@ mod tests {
                 upstream: false,
             };
             for roll in 0..3 {
-                let text = minimal_reply(&reading, None, None, roll).text;
+                let text = minimal_reply(&reading, None, None, roll, DEFAULT_ASSISTANT_NAME).text;
                 plain(&text);
                 assert!(text.contains(topic.action) && !text.contains('{'), "{text}");
             }

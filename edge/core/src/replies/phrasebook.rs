@@ -43,9 +43,9 @@ pub fn small_talk(family: SmallTalk) -> &'static [&'static str] {
             "I'm not sure anyone knows for certain. Being kind and remembering your friends' birthdays seems like a good part of it.",
         ],
         SmallTalk::Name => &[
-            "I'm Eindr, your voice assistant.",
-            "My name is Eindr. I help you remember things and stay organised.",
-            "I'm Eindr. Think of me as your memory for the things you need to do.",
+            "I'm {assistant}, your voice assistant.",
+            "My name is {assistant}. I help you remember things and stay organised.",
+            "I'm {assistant}. Think of me as your memory for the things you need to do.",
         ],
         SmallTalk::Age => &[
             "I'm still quite young, as assistants go. I get updated now and then, so I never really get older.",
@@ -53,19 +53,19 @@ pub fn small_talk(family: SmallTalk) -> &'static [&'static str] {
             "I don't have birthdays the way you do, but I'm happy to remind you of yours.",
         ],
         SmallTalk::WhereFrom => &[
-            "I live in the cloud, so I'm from everywhere and nowhere. The Eindr team built me.",
-            "I was built by the Eindr team, and these days I live on servers all around the world.",
-            "I come from the Eindr team's workshop, and I run in the cloud.",
+            "I live in the cloud, so I'm from everywhere and nowhere. The {assistant} team built me.",
+            "I was built by the {assistant} team, and these days I live on servers all around the world.",
+            "I come from the {assistant} team's workshop, and I run in the cloud.",
         ],
         SmallTalk::Maker => &[
-            "I was made by the Eindr team.",
-            "The people at Eindr built me to help you remember things.",
-            "A team of engineers at Eindr made me.",
+            "I was made by the {assistant} team.",
+            "The people at {assistant} built me to help you remember things.",
+            "A team of engineers at {assistant} made me.",
         ],
         SmallTalk::Employer => &[
             "I work for you! My job is to help you remember things and stay organised.",
             "You're the boss. I'm here to keep track of your reminders, alarms and plans.",
-            "I work for you, with a little help from the Eindr team who built me.",
+            "I work for you, with a little help from the {assistant} team who built me.",
         ],
         SmallTalk::Hobbies => &[
             "Helping you stay organised is my favourite pastime. I also enjoy a good joke.",
@@ -79,7 +79,7 @@ pub fn small_talk(family: SmallTalk) -> &'static [&'static str] {
         ],
         SmallTalk::AreYouABot => &[
             "Yes, I'm a virtual assistant, not a person. I'm here to help you remember things.",
-            "I am! I'm Eindr, a voice assistant made of software.",
+            "I am! I'm {assistant}, a voice assistant made of software.",
             "That's right, I'm an AI assistant. Still happy to chat, though.",
         ],
         SmallTalk::WhatCanIAsk => &[

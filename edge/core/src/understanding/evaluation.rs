@@ -3,7 +3,7 @@
 //! reply family of its intent, or another utterance a small-talk reply. Shared by the
 //! evaluation command (`cargo xtask eval-understanding`) and the tests that hold the targets.
 
-use super::{TurnKind, read};
+use super::{Reading, TurnKind, read};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Figures {
@@ -17,14 +17,35 @@ pub struct Figures {
     pub other_as_small_talk: usize,
 }
 
+impl std::ops::Add for Figures {
+    type Output = Figures;
+
+    fn add(self, other: Figures) -> Figures {
+        Figures {
+            in_scope: self.in_scope + other.in_scope,
+            in_scope_right: self.in_scope_right + other.in_scope_right,
+            out_of_scope: self.out_of_scope + other.out_of_scope,
+            out_of_scope_recalled: self.out_of_scope_recalled + other.out_of_scope_recalled,
+            small_talk: self.small_talk + other.small_talk,
+            small_talk_right_family: self.small_talk_right_family + other.small_talk_right_family,
+            other: self.other + other.other,
+            other_as_small_talk: self.other_as_small_talk + other.other_as_small_talk,
+        }
+    }
+}
+
 fn percent(part: usize, whole: usize) -> f64 {
     100.0 * part as f64 / whole.max(1) as f64
 }
 
 impl Figures {
-    /// Counts one utterance labelled `gold` (`oos` for out of scope).
+    /// Counts one utterance labelled `gold` (`oos` for out of scope) as the edge reads it.
     pub fn add(&mut self, utterance: &str, gold: &str) {
-        let reading = read(utterance, None);
+        self.count(gold, &read(utterance, None));
+    }
+
+    /// Counts one utterance labelled `gold` read as `reading`.
+    pub fn count(&mut self, gold: &str, reading: &Reading<'_>) {
         if gold == "oos" {
             self.out_of_scope += 1;
             self.out_of_scope_recalled += usize::from(reading.intent == "oos");

@@ -2,18 +2,24 @@
 //! of a personal assistant, or `oos` (out of scope). The model (`models/intent/`, trained by
 //! `models/train_intent.py` on CLINC150, Larson et al. 2019, CC BY 3.0) is embedded in the
 //! binary and runs in pure Rust on every platform. An upstream NLU's intent, when it is sure
-//! enough, wins over the model's.
+//! enough, wins over the model's. A message is read as typed text: a speech transcript's
+//! address to the assistant, fillers and spoken numbers are taken care of first
+//! ([`transcript`]).
 
 pub mod evaluation;
 pub mod features;
 pub mod kinds;
 pub mod model;
+pub mod thresholds;
 pub mod topics;
+pub mod transcript;
 
 use std::sync::OnceLock;
 
 pub use kinds::{Control, SmallTalk, TurnKind};
 pub use model::{IntentModel, ModelError, Prediction};
+pub use thresholds::{THRESHOLDS, Thresholds};
+pub use transcript::AssistantName;
 
 use crate::api::ChatContext;
 
@@ -29,22 +35,17 @@ static MODEL: OnceLock<Result<IntentModel<'static>, ModelError>> = OnceLock::new
 /// intent sent without a confidence counts as sure).
 pub const UPSTREAM_MIN_CONFIDENCE: f64 = 0.5;
 
-/// Small talk needs more confidence than the model's out-of-scope threshold: a wrong small-talk
-/// reply ("I was made by the Eindr team" to a question about a president) misleads, while the
-/// general reply to real small talk only disappoints. Chosen on `val`: the most small talk
-/// with its own reply (283 of 300 from 0.09 to 0.25) and the fewest other utterances answered
-/// as small talk below 0.5 % (0.10: 15 of 2,800; 0.15: 13; 0.20: 10).
-pub const SMALL_TALK_MIN_CONFIDENCE: f32 = 0.2;
-
 /// The embedded model, parsed once per instance.
 pub fn model() -> Result<&'static IntentModel<'static>, &'static ModelError> {
     MODEL.get_or_init(|| IntentModel::parse(WEIGHTS)).as_ref()
 }
 
-/// The model's reading of `message`; `None` only if the embedded weights do not parse (a
-/// build that shipped a broken file), which the tests rule out.
-pub fn understand(message: &str) -> Option<Prediction<'static>> {
-    model().ok().map(|m| m.predict(message))
+/// The model's reading of `message` (typed, or a transcript of speech addressed to
+/// `assistant`); `None` only if the embedded weights do not parse (a build that shipped a
+/// broken file), which the tests rule out.
+pub fn understand(message: &str, assistant: &AssistantName) -> Option<Prediction<'static>> {
+    let model = model().ok()?;
+    Some(model.predict(&transcript::as_typed(message, assistant)))
 }
 
 /// How a turn was understood: the intent that decides the reply and how sure of it we are.
@@ -58,10 +59,10 @@ pub struct Reading<'a> {
 }
 
 /// Reads a turn: the upstream intent when it comes with a task's result, or with enough
-/// confidence and a name minimal mode has replies for; otherwise the model's (out of scope
-/// below its threshold, and small talk below [`SMALL_TALK_MIN_CONFIDENCE`]).
+/// confidence and a name minimal mode has replies for; otherwise the model's, read with
+/// [`THRESHOLDS`], for an assistant of the default name.
 pub fn read<'a>(message: &str, context: Option<&'a ChatContext>) -> Reading<'a> {
-    read_with(context, || understand(message))
+    read_with(context, || understand(message, &AssistantName::default()))
 }
 
 /// [`read`] with the model's prediction supplied by the caller (run only when the upstream
@@ -87,25 +88,7 @@ pub fn read_with<'a>(
         }
     }
     match predict() {
-        Some(prediction) => {
-            let kind = TurnKind::of(prediction.intent).unwrap_or(TurnKind::OutOfScope);
-            let unsure_small_talk =
-                kind.is_small_talk() && prediction.confidence < SMALL_TALK_MIN_CONFIDENCE;
-            Reading {
-                intent: if unsure_small_talk {
-                    "oos"
-                } else {
-                    prediction.intent
-                },
-                confidence: prediction.confidence,
-                kind: if unsure_small_talk {
-                    TurnKind::OutOfScope
-                } else {
-                    kind
-                },
-                upstream: false,
-            }
-        }
+        Some(prediction) => THRESHOLDS.read(&prediction),
         None => Reading {
             intent: "oos",
             confidence: 0.0,

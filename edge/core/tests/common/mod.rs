@@ -342,16 +342,42 @@ pub fn error_code(resp: &HttpResponse) -> String {
         .to_owned()
 }
 
-/// CLINC150's `[utterance, intent]` pairs of `splits` (Larson et al., 2019, CC BY 3.0), from
-/// the shared data folder: `EINDR_TEST_DATA`, else `../shared/data` beside the checkout.
-pub fn clinc(splits: &[&str]) -> Vec<(String, String)> {
-    let dir = std::env::var_os("EINDR_TEST_DATA")
+/// CLINC150 as shared (Larson et al., 2019, CC BY 3.0): `EINDR_TEST_DATA`, else
+/// `../shared/data` beside the checkout.
+pub fn clinc_path() -> std::path::PathBuf {
+    std::env::var_os("EINDR_TEST_DATA")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
-        });
-    let path = dir.join("clinc150/train_val.json");
-    let text = std::fs::read_to_string(&path)
+        })
+        .join("clinc150/train_val.json")
+}
+
+/// CLINC150's `[utterance, intent]` pairs of `splits`.
+pub fn clinc(splits: &[&str]) -> Vec<(String, String)> {
+    clinc_file(&clinc_path(), splits)
+}
+
+/// CLINC150 in spoken form, as `models/spoken_clinc.py` makes it (run here with the
+/// system's `python3`; it needs nothing else).
+pub fn spoken_clinc(splits: &[&str]) -> Vec<(String, String)> {
+    let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("spoken-clinc-{}.json", std::process::id()));
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/spoken_clinc.py");
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(clinc_path())
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("python3 {}: {e}", script.display()));
+    assert!(status.success(), "{} failed: {status}", script.display());
+    clinc_file(&out, splits)
+}
+
+fn clinc_file(path: &std::path::Path, splits: &[&str]) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e} (set EINDR_TEST_DATA)", path.display()));
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     splits
