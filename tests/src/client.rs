@@ -129,6 +129,15 @@ impl Client {
         self.send("GET", path, Some(token), None, None)
     }
 
+    /// One unlabelled series of the server's `/metrics` (`name value`), if it is there.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let metrics = self.send("GET", "/metrics", None, None, None);
+        metrics.body.as_str()?.lines().find_map(|line| {
+            let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+            value.trim().parse().ok()
+        })
+    }
+
     pub fn delete(&self, path: &str, token: &str) -> Answer {
         self.send("DELETE", path, Some(token), None, None)
     }

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::image::EdgeImage;
-use crate::redis::RedisServer;
+use crate::redis::{RedisCluster, RedisServer};
 use crate::{Runtime, free_port, repo_root};
 
 /// Which runtime runs the edge, and how it is started.
@@ -28,6 +28,9 @@ pub enum Launcher {
     Native,
     /// `eindr-edge` on a Redis of its own, started with it (unless `STORE_URL` names one).
     NativeRedis,
+    /// `eindr-edge` on a Redis Cluster of its own (three primaries, three replicas), started
+    /// with it (unless `STORE_URL` names one).
+    NativeCluster,
     /// `eindr-edge` from its container image, exported by `cargo xtask test` (`image`).
     Image,
     /// The Spin component on `spin-test-host` with `store_url` on a Redis of its own (unless
@@ -48,7 +51,7 @@ impl Launcher {
                 root.join("target/wasm32-wasip2/release/edge_spin.wasm"),
                 "cargo xtask build-spin",
             ),
-            Launcher::Native | Launcher::NativeRedis => {
+            Launcher::Native | Launcher::NativeRedis | Launcher::NativeCluster => {
                 (native_binary(), "cargo build -p edge-server")
             }
             Launcher::Image => (
@@ -65,13 +68,23 @@ impl Launcher {
 
     /// Whether it serves `GET /ready` (the native server; Spin and workerd have no such probe).
     pub fn serves_ready(self) -> bool {
-        matches!(self, Launcher::Native | Launcher::NativeRedis)
+        matches!(
+            self,
+            Launcher::Native | Launcher::NativeRedis | Launcher::NativeCluster
+        )
     }
 
     /// Whether it starts a Redis of its own for its state.
     fn on_redis(self) -> bool {
         matches!(self, Launcher::NativeRedis | Launcher::SpinRedis)
     }
+}
+
+/// A store started for one runtime; dropped (stopped) with it.
+#[allow(dead_code)] // held for its Drop
+enum OwnRedis {
+    Server(RedisServer),
+    Cluster(RedisCluster),
 }
 
 pub struct LocalRuntime {
@@ -81,9 +94,9 @@ pub struct LocalRuntime {
     port: u16,
     child: Option<Child>,
     secret: String,
-    /// The Redis a `NativeRedis` or `SpinRedis` runtime started for itself, held (and
-    /// stopped) with it.
-    _redis: Option<RedisServer>,
+    /// The Redis a `NativeRedis`, `SpinRedis` or `NativeCluster` runtime started for
+    /// itself, held (and stopped) with it.
+    _redis: Option<OwnRedis>,
 }
 
 impl LocalRuntime {
@@ -112,10 +125,16 @@ impl LocalRuntime {
         ];
         all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let mut redis = None;
-        if launcher.on_redis() && !vars.iter().any(|(k, _)| *k == "STORE_URL") {
-            let server = RedisServer::start(&format!("{name}-{launcher:?}"));
-            all.push(("STORE_URL".into(), server.url()));
-            redis = Some(server);
+        if !vars.iter().any(|(k, _)| *k == "STORE_URL") {
+            if launcher.on_redis() {
+                let server = RedisServer::start(&format!("{name}-{launcher:?}"));
+                all.push(("STORE_URL".into(), server.url()));
+                redis = Some(OwnRedis::Server(server));
+            } else if launcher == Launcher::NativeCluster {
+                let cluster = RedisCluster::start(&format!("{name}-{launcher:?}"));
+                all.push(("STORE_URL".into(), cluster.url()));
+                redis = Some(OwnRedis::Cluster(cluster));
+            }
         }
         let state_dir = root
             .join("target/e2e-state")
@@ -164,7 +183,7 @@ impl LocalRuntime {
                 }
                 cmd
             }
-            Launcher::Native | Launcher::NativeRedis => {
+            Launcher::Native | Launcher::NativeRedis | Launcher::NativeCluster => {
                 let mut cmd = Command::new(native_binary());
                 cmd.arg("--addr").arg(format!("127.0.0.1:{}", self.port));
                 cmd.envs(self.vars.iter().map(|(k, v)| (k, v)));

@@ -1,6 +1,7 @@
 //! What only a scaled-out deployment shows, for any runtime that keeps its state in Redis:
-//! two instances on one Redis stay exact, and a Redis outage under load gives quick 503s and
-//! loses no acknowledged turn.
+//! two instances on one Redis (or one Redis Cluster) stay exact, a Redis outage under load
+//! gives quick 503s and loses no acknowledged turn, and a cluster's failover under load is
+//! counted: errors, the longest time a user went unserved, acknowledged turns lost.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,19 +13,14 @@ use serde_json::json;
 use crate::Runtime;
 use crate::client::Client;
 use crate::local::{Launcher, LocalRuntime};
-use crate::redis::RedisServer;
+use crate::redis::{RedisCluster, RedisServer};
 use crate::suite;
 
-/// One instance of a deployment on `redis`: every instance verifies the same tokens.
-pub fn on_redis(
-    launcher: Launcher,
-    redis: &RedisServer,
-    name: &str,
-    vars: &[(&str, &str)],
-) -> LocalRuntime {
-    let url = redis.url();
+/// One instance of a deployment on the Redis at `url`: every instance verifies the same
+/// tokens.
+pub fn on_redis(launcher: Launcher, url: &str, name: &str, vars: &[(&str, &str)]) -> LocalRuntime {
     let mut all = vec![
-        ("STORE_URL", url.as_str()),
+        ("STORE_URL", url),
         (
             "JWT_HS256_SECRET",
             "e2e-secret-of-the-deployment-0123456789abcdef",
@@ -40,13 +36,20 @@ pub fn on_redis(
 /// read through the other.
 pub fn two_instances_are_exact(first: Launcher, second: Launcher) {
     let redis = RedisServer::start(&format!("two-instances-{first:?}-{second:?}"));
+    two_instances_are_exact_on(first, second, &redis.url());
+}
+
+/// [`two_instances_are_exact`] on the Redis (or Redis Cluster) at `url`. The users' records
+/// lie in different slots (on a cluster, on different primaries).
+pub fn two_instances_are_exact_on(first: Launcher, second: Launcher, url: &str) {
+    let redis = url;
     let strict = [("RATE_LIMIT_PER_MINUTE", "1"), ("RATE_LIMIT_BURST", "10")];
     let (a, b) = (
-        on_redis(first, &redis, "strict-a", &strict),
-        on_redis(second, &redis, "strict-b", &strict),
+        on_redis(first, redis, "strict-a", &strict),
+        on_redis(second, redis, "strict-b", &strict),
     );
     let both: [&dyn Runtime; 2] = [&a, &b];
-    for round in 0..3 {
+    for round in 0..4 {
         let user = format!("e2e-two-burst-{round}");
         assert_eq!(suite::concurrent_admissions(&both, &user, 50), 10, "{user}");
     }
@@ -57,11 +60,11 @@ pub fn two_instances_are_exact(first: Launcher, second: Launcher) {
         ("RATE_LIMIT_BURST", "1000"),
     ];
     let (a, b) = (
-        on_redis(first, &redis, "roomy-a", &roomy),
-        on_redis(second, &redis, "roomy-b", &roomy),
+        on_redis(first, redis, "roomy-a", &roomy),
+        on_redis(second, redis, "roomy-b", &roomy),
     );
     let both: [&dyn Runtime; 2] = [&a, &b];
-    for round in 0..3 {
+    for round in 0..4 {
         suite::concurrent_turns(&both, &format!("e2e-two-turns-{round}"), 20);
     }
     // Written through one, read through the other.
@@ -99,8 +102,8 @@ pub fn outage_under_load(launcher: Launcher) {
         ("HISTORY_MAX_TURNS", "10000"),
     ];
     let (a, b) = (
-        on_redis(launcher, &redis, "outage-a", &vars),
-        on_redis(launcher, &redis, "outage-b", &vars),
+        on_redis(launcher, &redis.url(), "outage-a", &vars),
+        on_redis(launcher, &redis.url(), "outage-b", &vars),
     );
     let clients = [
         Client::new(&a.base_url(), a.secret()),
@@ -203,4 +206,134 @@ pub fn outage_under_load(launcher: Launcher) {
             acknowledged.len()
         );
     }
+}
+
+/// What a failover under load cost.
+#[derive(Debug)]
+pub struct FailoverReport {
+    pub turns: usize,
+    pub acknowledged: usize,
+    /// 503 `store_unavailable`, each with `Retry-After`.
+    pub unavailable: usize,
+    /// Any other 5xx, by status and code.
+    pub other_errors: Vec<(u16, String)>,
+    /// The longest time from a user's first unanswered turn to their next answered one.
+    pub longest_unserved: Duration,
+    /// Acknowledged turns missing from history afterwards.
+    pub lost: usize,
+    /// `eindr_edge_store_unconfirmed_writes_total` over both instances.
+    pub unconfirmed: f64,
+}
+
+/// A minute of turns from eight users through two `eindr-edge` instances on a Redis Cluster
+/// (`durability` is `STORE_DURABILITY`); at 20 s one primary is killed (SIGKILL) and its
+/// replica takes over. Counts what it cost; the caller holds the targets.
+pub fn failover_under_load(durability: &str) -> FailoverReport {
+    const USERS: usize = 8;
+    let mut cluster = RedisCluster::start(&format!("failover-{durability}"));
+    let vars = [
+        ("RATE_LIMIT_PER_MINUTE", "600000"),
+        ("RATE_LIMIT_BURST", "100000"),
+        ("HISTORY_MAX_TURNS", "10000"),
+        ("STORE_DURABILITY", durability),
+    ];
+    let url = cluster.url();
+    let (a, b) = (
+        on_redis(Launcher::NativeCluster, &url, "failover-a", &vars),
+        on_redis(Launcher::NativeCluster, &url, "failover-b", &vars),
+    );
+    let clients = [
+        Client::new(&a.base_url(), a.secret()),
+        Client::new(&b.base_url(), b.secret()),
+    ];
+    let done = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..USERS)
+        .map(|w| {
+            let (clients, done) = (clients.clone(), done.clone());
+            thread::spawn(move || {
+                let user = format!("e2e-failover-{w}");
+                let mut acknowledged = Vec::new();
+                let (mut turns, mut unavailable, mut other) = (0, 0, Vec::new());
+                let (mut unserved_since, mut longest) = (None::<Instant>, Duration::ZERO);
+                let mut i = 0usize;
+                while !done.load(Ordering::Relaxed) {
+                    let message = format!("turn {i} of {user}");
+                    let started = Instant::now();
+                    let answer = clients[i % 2].respond(&user, json!({ "message": message }));
+                    turns += 1;
+                    match (answer.status, answer.code()) {
+                        (200, _) => {
+                            acknowledged.push(message);
+                            if let Some(since) = unserved_since.take() {
+                                longest = longest.max(since.elapsed());
+                            }
+                        }
+                        (503, "store_unavailable") => {
+                            assert!(
+                                answer.header("retry-after").is_some(),
+                                "503 without Retry-After"
+                            );
+                            unavailable += 1;
+                            unserved_since.get_or_insert(started);
+                        }
+                        (status, code) => {
+                            other.push((status, code.to_owned()));
+                            unserved_since.get_or_insert(started);
+                        }
+                    }
+                    i += 1;
+                    thread::sleep(Duration::from_millis(20));
+                }
+                if let Some(since) = unserved_since {
+                    longest = longest.max(since.elapsed());
+                }
+                (user, acknowledged, turns, unavailable, other, longest)
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_secs(20));
+    let killed = cluster.kill_a_primary();
+    eprintln!("failover ({durability}): killed the primary on port {killed}");
+    thread::sleep(Duration::from_secs(40));
+    done.store(true, Ordering::Relaxed);
+    let results: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    cluster.wait_until_ok(Duration::from_secs(30));
+    let mut report = FailoverReport {
+        turns: 0,
+        acknowledged: 0,
+        unavailable: 0,
+        other_errors: Vec::new(),
+        longest_unserved: Duration::ZERO,
+        lost: 0,
+        unconfirmed: [&clients[0], &clients[1]]
+            .iter()
+            .map(|c| {
+                c.metric("eindr_edge_store_unconfirmed_writes_total")
+                    .unwrap_or(0.0)
+            })
+            .sum(),
+    };
+    for (user, acknowledged, turns, unavailable, other, longest) in results {
+        let c = &clients[0];
+        let history = c.get(&format!("/api/chat/history/{user}"), &c.token(&user));
+        assert_eq!(history.status, 200, "{}", history.body);
+        let stored: std::collections::HashSet<&str> = history.body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "user")
+            .filter_map(|m| m["content"].as_str())
+            .collect();
+        report.lost += acknowledged
+            .iter()
+            .filter(|m| !stored.contains(m.as_str()))
+            .count();
+        report.turns += turns;
+        report.acknowledged += acknowledged.len();
+        report.unavailable += unavailable;
+        report.other_errors.extend(other);
+        report.longest_unserved = report.longest_unserved.max(longest);
+    }
+    eprintln!("failover ({durability}): {report:?}");
+    report
 }

@@ -1,7 +1,9 @@
-//! The same end-to-end suite on the native server `eindr-edge`, on its memory store and on a
-//! real Redis (Debian's `redis-server`), then what only a scaled-out deployment shows (two
-//! instances on one Redis stay exact, a Redis outage under load gives 503s and loses no
-//! acknowledged turn), `/ready` and `/metrics`, and SIGTERM letting running turns finish.
+//! The same end-to-end suite on the native server `eindr-edge`, on its memory store, on a
+//! real Redis (Debian's `redis-server`) and on a Redis Cluster of them (three primaries,
+//! three replicas), then what only a scaled-out deployment shows (two instances on one Redis
+//! or cluster stay exact, a Redis outage under load gives 503s and loses no acknowledged turn,
+//! a cluster failover under load is counted), `/ready` and `/metrics`, and SIGTERM letting
+//! running turns finish.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +14,7 @@ use e2e::Runtime;
 use e2e::client::Client;
 use e2e::faulty::{Fault, FaultyBackend, PACED_ANSWER};
 use e2e::local::{Launcher, LocalRuntime};
+use e2e::redis::RedisCluster;
 use e2e::{scale_out, suite};
 use serde_json::json;
 
@@ -74,6 +77,64 @@ fn two_instances_on_one_redis_are_exact() {
 #[test]
 fn redis_outage_under_load_gives_503s_and_loses_no_acknowledged_turn() {
     scale_out::outage_under_load(Launcher::NativeRedis);
+}
+
+#[test]
+fn native_cluster_api_authorization_persistence_and_concurrent_turns() {
+    suite::run_main(Launcher::NativeCluster);
+}
+
+#[test]
+fn native_cluster_exact_rate_limit_and_retention() {
+    suite::run_strict(Launcher::NativeCluster);
+}
+
+/// 50 concurrent requests of a new user with burst 10 through two instances admit exactly 10,
+/// and 20 concurrent turns store 40 messages, for users whose records lie on different
+/// primaries of one Redis Cluster.
+#[test]
+fn two_instances_on_a_redis_cluster_are_exact() {
+    let cluster = RedisCluster::start("two-instances");
+    scale_out::two_instances_are_exact_on(
+        Launcher::NativeCluster,
+        Launcher::NativeCluster,
+        &cluster.url(),
+    );
+}
+
+/// A primary killed under load with `STORE_DURABILITY=replicated`: no 5xx but 503
+/// `store_unavailable` (with Retry-After), the users of its slots served again once its
+/// replica took over, and no acknowledged turn lost.
+#[test]
+fn cluster_failover_with_replicated_writes_loses_no_acknowledged_turn() {
+    let report = scale_out::failover_under_load("replicated");
+    assert!(report.other_errors.is_empty(), "{report:?}");
+    assert!(
+        report.unavailable > 0,
+        "the failover went unnoticed: {report:?}"
+    );
+    assert!(
+        report.longest_unserved < Duration::from_secs(20),
+        "{report:?}"
+    );
+    assert_eq!(report.lost, 0, "{report:?}");
+}
+
+/// The same with `STORE_DURABILITY=primary`: the same availability; a turn the primary
+/// acknowledged and died before copying is lost (the price of that setting), and counted.
+#[test]
+fn cluster_failover_with_primary_writes_counts_what_it_loses() {
+    let report = scale_out::failover_under_load("primary");
+    assert!(report.other_errors.is_empty(), "{report:?}");
+    assert!(
+        report.longest_unserved < Duration::from_secs(20),
+        "{report:?}"
+    );
+    assert_eq!(report.unconfirmed, 0.0, "primary never waits: {report:?}");
+    eprintln!(
+        "failover with STORE_DURABILITY=primary: {} of {} acknowledged turns lost",
+        report.lost, report.acknowledged
+    );
 }
 
 #[test]

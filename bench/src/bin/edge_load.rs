@@ -3,7 +3,8 @@
 //! Starts the shipped build on its runtime on 127.0.0.1 and drives, in one run, the runtime's
 //! empty route and the full minimal-mode path (JWT, per-user state, reply, history write)
 //! with wrk, then prints req/s, p50/p99 and the throughput ratio. `native` runs `eindr-edge`
-//! on its memory store and on Redis, then a fixed 1,000 req/s of turns on Redis (open loop).
+//! on its memory store and on Redis, then a fixed 1,000 req/s of turns on Redis (open loop),
+//! then both on a Redis Cluster (three primaries, three replicas) with each `STORE_DURABILITY`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 use e2e::Runtime;
 use e2e::client::Client;
 use e2e::local::{Launcher, LocalRuntime};
-use e2e::redis::RedisServer;
+use e2e::redis::{RedisCluster, RedisServer};
 use eindr_bench::load::{self, ACKNOWLEDGMENT_BODY, CHAT_BODY, LoadShape, Route};
 use eindr_bench::rate::{FixedRate, oha_post};
 
@@ -106,7 +107,35 @@ fn native(shape: LoadShape) {
     // A fresh server and Redis, so the open loop doesn't start on the heap and the store the
     // closed-loop runs left behind.
     let (rt, _redis) = native_runtime(Launcher::NativeRedis, "open-loop");
-    open_loop(&rt, shape.duration);
+    open_loop(&rt, shape.duration, "Redis");
+    drop((rt, _redis));
+    for durability in ["primary", "replicated"] {
+        let label = format!("eindr-edge, Redis Cluster store, STORE_DURABILITY={durability}");
+        let (rt, _cluster) = native_cluster_runtime(&format!("load-{durability}"), durability);
+        let results = load::drive(&rt, &routes, shape);
+        load::report(&label, shape, &routes, &results);
+        drop((rt, _cluster));
+        let (rt, _cluster) = native_cluster_runtime(&format!("open-loop-{durability}"), durability);
+        open_loop(
+            &rt,
+            shape.duration,
+            &format!("a Redis Cluster, STORE_DURABILITY={durability}"),
+        );
+    }
+}
+
+/// `eindr-edge` with the bench's configuration on a Redis Cluster of its own (in memory, as
+/// [`native_runtime`]'s Redis), held as long as the server.
+fn native_cluster_runtime(name: &str, durability: &str) -> (LocalRuntime, RedisCluster) {
+    let cluster = RedisCluster::start_in_memory(name);
+    let url = cluster.url();
+    let mut vars = BENCH_VARS.to_vec();
+    vars.push(("STORE_URL", &url));
+    vars.push(("STORE_DURABILITY", durability));
+    (
+        LocalRuntime::start(Launcher::NativeCluster, name, &vars),
+        cluster,
+    )
 }
 
 /// `eindr-edge` with the bench's configuration; on Redis, a Redis without persistence (see
@@ -129,7 +158,7 @@ const OPEN_LOOP_RATE: u32 = 1_000;
 
 /// The acknowledgment turn at a fixed total arrival rate (oha per user, latency counted from
 /// each request's scheduled start); prints the total rate and the worst user's p50 and p99.
-fn open_loop(rt: &LocalRuntime, duration: Duration) {
+fn open_loop(rt: &LocalRuntime, duration: Duration, store: &str) {
     let oha = std::env::var("EINDR_OHA").expect("EINDR_OHA: cargo xtask bench-edge sets it");
     let client = Client::new(&rt.base_url(), rt.secret());
     let url = format!("{}/api/chat/respond", rt.base_url());
@@ -160,7 +189,7 @@ fn open_loop(rt: &LocalRuntime, duration: Duration) {
     let total: f64 = results.iter().map(|r| r.requests_per_s).sum();
     let worst = |f: fn(&load::LoadResult) -> f64| results.iter().map(f).fold(0.0, f64::max);
     println!(
-        "open loop on Redis, acknowledgment, {OPEN_LOOP_USERS} users x {} req/s for {}s (oha, latency from each request's scheduled start): {total:.0} req/s, p50 {:.2} ms, p99 {:.2} ms (worst user; target p99 < 5 ms), {} requests, {} failures",
+        "open loop on {store}, acknowledgment, {OPEN_LOOP_USERS} users x {} req/s for {}s (oha, latency from each request's scheduled start): {total:.0} req/s, p50 {:.2} ms, p99 {:.2} ms (worst user; target p99 < 5 ms), {} requests, {} failures",
         rate.per_second,
         duration.as_secs(),
         worst(|r| r.p50_ms),

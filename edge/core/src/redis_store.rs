@@ -24,6 +24,11 @@ pub enum StoreUrl {
     Platform,
     /// A Redis or Valkey server, `redis://` or `rediss://` (TLS).
     Redis(String),
+    /// A Redis (or Valkey) Cluster, `redis+cluster://host:port,host:port` (`rediss+cluster://`
+    /// for TLS; credentials once, before the first host): the nodes to discover it from, each
+    /// as a `redis://` URL with the credentials. Any one reachable node is enough; listing a
+    /// few lets the client start while one is down.
+    RedisCluster(Vec<String>),
 }
 
 impl StoreUrl {
@@ -35,12 +40,44 @@ impl StoreUrl {
             Ok(Self::Platform)
         } else if url.starts_with("redis://") || url.starts_with("rediss://") {
             Ok(Self::Redis(url.to_owned()))
+        } else if let Some((scheme, rest)) = url
+            .strip_prefix("redis+cluster://")
+            .map(|rest| ("redis", rest))
+            .or_else(|| url.strip_prefix("rediss+cluster://").map(|r| ("rediss", r)))
+        {
+            let (credentials, hosts) = match rest.rsplit_once('@') {
+                Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+                None => (String::new(), rest),
+            };
+            let nodes: Vec<String> = hosts
+                .split(',')
+                .map(str::trim)
+                .filter(|host| !host.is_empty())
+                .map(|host| format!("{scheme}://{credentials}{host}"))
+                .collect();
+            if nodes.is_empty() || hosts.contains('/') {
+                return Err(Self::invalid(
+                    url,
+                    "expected `redis+cluster://host:port,host:port` (a cluster has no database number)",
+                ));
+            }
+            Ok(Self::RedisCluster(nodes))
         } else {
-            Err(ConfigError::Invalid {
-                var: "STORE_URL",
-                value: url.rsplit('@').next().unwrap_or_default().to_owned(),
-                reason: format!("expected `{platform}`, `redis://...` or `rediss://...`"),
-            })
+            Err(Self::invalid(
+                url,
+                &format!(
+                    "expected `{platform}`, `redis://...`, `rediss://...` or `redis+cluster://host:port,...`"
+                ),
+            ))
+        }
+    }
+
+    /// `STORE_URL` refused for `reason`, shown without its credentials.
+    pub fn invalid(url: &str, reason: &str) -> ConfigError {
+        ConfigError::Invalid {
+            var: "STORE_URL",
+            value: url.rsplit('@').next().unwrap_or_default().to_owned(),
+            reason: reason.to_owned(),
         }
     }
 }
@@ -213,6 +250,21 @@ mod tests {
             StoreUrl::parse("rediss://:pw@cache:6380/0", "memory").unwrap(),
             StoreUrl::Redis("rediss://:pw@cache:6380/0".into())
         );
+        assert_eq!(
+            StoreUrl::parse("redis+cluster://:pw@10.0.0.1:7000, 10.0.0.2:7001", "memory").unwrap(),
+            StoreUrl::RedisCluster(vec![
+                "redis://:pw@10.0.0.1:7000".into(),
+                "redis://:pw@10.0.0.2:7001".into()
+            ])
+        );
+        assert_eq!(
+            StoreUrl::parse("rediss+cluster://cache:6380", "memory").unwrap(),
+            StoreUrl::RedisCluster(vec!["rediss://cache:6380".into()])
+        );
+        for refused in ["redis+cluster://", "redis+cluster://:secret@a:1/0"] {
+            let error = StoreUrl::parse(refused, "memory").unwrap_err().to_string();
+            assert!(!error.contains("secret"), "{error}");
+        }
         let refused = StoreUrl::parse("postgres://user:secret@db/x", "memory")
             .unwrap_err()
             .to_string();

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::metrics::{Metrics, route_label};
 use crate::outbound::NativeOutbound;
+use crate::redis_store::StoreHealth;
 use crate::store::CountedStore;
 use edge_core::ConversationStore;
 
@@ -165,7 +166,16 @@ pub async fn handle(
 
 async fn ready(worker: &Worker) -> HttpResponse {
     match worker.store.ready().await {
-        Ok(()) => HttpResponse::json(200, &json!({"status": "ready"})),
+        Ok(StoreHealth::Ready) => HttpResponse::json(200, &json!({"status": "ready"})),
+        // Still ready: the users on the slots that have a primary are served, and the others
+        // get 503 store_unavailable with Retry-After until a replica takes over.
+        Ok(StoreHealth::Degraded {
+            slots_ok,
+            slots_fail,
+        }) => HttpResponse::json(
+            200,
+            &json!({"status": "degraded", "store": {"cluster_state": "fail", "slots_ok": slots_ok, "slots_without_primary": slots_fail}}),
+        ),
         Err(error) => ApiError::Store(error).to_response(),
     }
 }

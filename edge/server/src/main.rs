@@ -38,7 +38,8 @@ struct Args {
     /// Worker threads (0: one per CPU).
     #[arg(long, env = "EDGE_THREADS", default_value_t = 0)]
     threads: usize,
-    /// `memory`, or `redis://[user:password@]host:port[/db]` (`rediss://` for TLS).
+    /// `memory`, `redis://[user:password@]host:port[/db]` (`rediss://` for TLS), or a Redis
+    /// Cluster: `redis+cluster://[user:password@]host:port,host:port` (`rediss+cluster://`).
     #[arg(
         long,
         env = "STORE_URL",
@@ -46,6 +47,14 @@ struct Args {
         hide_env_values = true
     )]
     store_url: String,
+    /// What acknowledges a turn on Redis: `primary` (the primary has it) or `replicated` (a
+    /// replica has it too, by `WAIT 1`; needs replicas).
+    #[arg(long, env = "STORE_DURABILITY", value_enum, default_value = "primary")]
+    store_durability: redis_store::Durability,
+    /// How long a `replicated` write waits for a replica before it is answered anyway
+    /// (counted in `eindr_edge_store_unconfirmed_writes_total` and logged).
+    #[arg(long, env = "STORE_REPLICATION_TIMEOUT_MS", default_value_t = 250)]
+    store_replication_timeout_ms: u64,
     /// Prefix of every Redis key (several deployments can share one Redis).
     #[arg(long, env = "STORE_KEY_PREFIX", default_value = edge_core::redis_store::DEFAULT_KEY_PREFIX)]
     store_key_prefix: String,
@@ -141,7 +150,12 @@ fn run(args: &Args, metrics: Arc<Metrics>) -> Result<(), String> {
         })
     };
     let config = EdgeConfig::from_lookup(lookup).map_err(|e| e.to_string())?;
-    let store = StoreSpec::parse(&args.store_url, &args.store_key_prefix)?;
+    let store = StoreSpec::parse(
+        &args.store_url,
+        &args.store_key_prefix,
+        args.store_durability,
+        std::time::Duration::from_millis(args.store_replication_timeout_ms),
+    )?;
     let client_timeout = Duration::from_secs(args.client_timeout_seconds.max(1));
     let limits = Limits {
         max_body_bytes: config.limits.max_body_bytes,

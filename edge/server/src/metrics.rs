@@ -24,6 +24,7 @@ pub struct Metrics {
     request_seconds: Family<Labels, Histogram>,
     rate_limited: Family<Labels, Counter>,
     store_errors: Family<Labels, Counter>,
+    unconfirmed_writes: Counter,
     turns: Family<Labels, Counter>,
     fallbacks: Family<Labels, Counter>,
     cache: Family<Labels, Counter>,
@@ -64,6 +65,12 @@ impl Metrics {
             "store_errors",
             "Store operations that failed, by kind (unavailable, contention)",
             store_errors.clone(),
+        );
+        let unconfirmed_writes = Counter::default();
+        registry.register(
+            "store_unconfirmed_writes",
+            "Writes acknowledged under STORE_DURABILITY=replicated without a replica's confirmation (WAIT timed out or its primary was lost)",
+            unconfirmed_writes.clone(),
         );
         registry.register(
             "turns",
@@ -116,6 +123,7 @@ impl Metrics {
             request_seconds,
             rate_limited,
             store_errors,
+            unconfirmed_writes,
             turns,
             fallbacks,
             cache,
@@ -148,6 +156,10 @@ impl Metrics {
         self.store_errors
             .get_or_create(&vec![("kind", kind.to_owned())])
             .inc();
+    }
+
+    pub fn unconfirmed_write(&self) {
+        self.unconfirmed_writes.inc();
     }
 
     pub fn set_breaker_open(&self, open: bool) {

@@ -1,8 +1,10 @@
-//! The store `STORE_URL` names: `memory` (one instance; nothing kept across a restart) or
-//! `redis://` / `rediss://` (shared by every instance, kept by Redis). Store failures are
-//! counted for `/metrics` here, where every one of them passes.
+//! The store `STORE_URL` names: `memory` (one instance; nothing kept across a restart),
+//! `redis://` / `rediss://` (shared by every instance, kept by Redis) or `redis+cluster://`
+//! (the same on a Redis Cluster). Store failures are counted for `/metrics` here, where every
+//! one of them passes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use edge_core::platform::{ConversationStore, StoreError, StoreKey, StoreWrite};
 use edge_core::redis_store::StoreUrl;
@@ -11,31 +13,52 @@ use edge_core::system::SystemClock;
 use edge_core::{Clock, MemoryCache, MemoryStore};
 
 use crate::metrics::Metrics;
-use crate::redis_store::RedisStore;
+use crate::redis_store::{Durability, Options, RedisStore, StoreHealth, Target};
 
 /// What `STORE_URL` says, parsed once; each worker thread opens its own client from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSpec {
     Memory,
-    Redis { url: String, prefix: String },
+    Redis {
+        url: StoreUrl,
+        prefix: String,
+        durability: Durability,
+        replication_timeout: Duration,
+    },
 }
 
 impl StoreSpec {
-    pub fn parse(url: &str, prefix: &str) -> Result<Self, String> {
+    pub fn parse(
+        url: &str,
+        prefix: &str,
+        durability: Durability,
+        replication_timeout: Duration,
+    ) -> Result<Self, String> {
         match StoreUrl::parse(url, "memory").map_err(|e| e.to_string())? {
             StoreUrl::Platform => Ok(Self::Memory),
-            StoreUrl::Redis(url) => Ok(Self::Redis {
+            url => Ok(Self::Redis {
                 url,
                 prefix: prefix.to_owned(),
+                durability,
+                replication_timeout,
             }),
         }
     }
 
     /// For the startup line: never the URL itself, which may carry a password.
-    pub fn describe(&self) -> &'static str {
+    pub fn describe(&self) -> String {
         match self {
-            Self::Memory => "in-memory store (this instance only)",
-            Self::Redis { .. } => "Redis store",
+            Self::Memory => "in-memory store (this instance only)".into(),
+            Self::Redis {
+                url, durability, ..
+            } => format!(
+                "{} (durability {durability:?})",
+                match url {
+                    StoreUrl::RedisCluster(nodes) =>
+                        format!("Redis Cluster store ({} seed nodes)", nodes.len()),
+                    _ => "Redis store".into(),
+                }
+            ),
         }
     }
 }
@@ -79,7 +102,28 @@ impl CountedStore {
     ) -> Result<Self, String> {
         let store = match spec {
             StoreSpec::Memory => ServerStore::Memory(memory.records.clone()),
-            StoreSpec::Redis { url, prefix } => ServerStore::Redis(RedisStore::open(url, prefix)?),
+            StoreSpec::Redis {
+                url,
+                prefix,
+                durability,
+                replication_timeout,
+            } => {
+                let target = match url {
+                    StoreUrl::RedisCluster(nodes) => Target::Cluster(nodes),
+                    StoreUrl::Redis(url) => Target::Server(url),
+                    StoreUrl::Platform => return Err("not a Redis URL".into()),
+                };
+                let counted = metrics.clone();
+                ServerStore::Redis(RedisStore::open(
+                    target,
+                    Options {
+                        prefix,
+                        durability: *durability,
+                        replication_timeout: *replication_timeout,
+                        unconfirmed: Arc::new(move || counted.unconfirmed_write()),
+                    },
+                )?)
+            }
         };
         Ok(Self {
             store,
@@ -88,10 +132,10 @@ impl CountedStore {
         })
     }
 
-    /// `/ready`: the store answers.
-    pub async fn ready(&self) -> Result<(), StoreError> {
+    /// `/ready`: the store answers, and on a cluster whether every slot has a primary.
+    pub async fn ready(&self) -> Result<StoreHealth, StoreError> {
         let result = match &self.store {
-            ServerStore::Memory(_) => Ok(()),
+            ServerStore::Memory(_) => Ok(StoreHealth::Ready),
             ServerStore::Redis(redis) => redis.ping().await,
         };
         self.count(result)

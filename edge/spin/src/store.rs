@@ -30,6 +30,14 @@ impl SpinStore {
                     .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
                 Self::Redis(RedisStore::open(&url, &prefix)?)
             }
+            // Spin's outbound Redis speaks to one address, without the cluster protocol.
+            StoreUrl::RedisCluster(_) => {
+                return Err(StoreUrl::invalid(
+                    &url,
+                    "Spin reaches one Redis address: at cluster scale use one Redis per region, a cluster proxy, or Spin's key-value store (docs/spin.md)",
+                )
+                .into());
+            }
         })
     }
 }
