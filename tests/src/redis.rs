@@ -198,7 +198,23 @@ impl RedisCluster {
         );
         let cluster = Self { nodes };
         cluster.wait_until_ok(Duration::from_secs(30));
+        cluster.wait_until_replicated(Duration::from_secs(30));
         cluster
+    }
+
+    /// Every replica has finished its first sync with its primary (`master_link_status:up`):
+    /// before that, `WAIT` finds no replica and a `replicated` write waits out its timeout.
+    fn wait_until_replicated(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let synced = |node: &RedisServer| {
+            ask(node.port, &["info", "replication"]).is_some_and(|info| {
+                !info.contains("role:slave") || info.contains("master_link_status:up")
+            })
+        };
+        while !self.nodes.iter().all(synced) {
+            assert!(Instant::now() < deadline, "the replicas did not sync");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// `redis+cluster://` with every node as a seed.
