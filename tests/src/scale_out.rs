@@ -41,8 +41,7 @@ pub fn two_instances_are_exact(first: Launcher, second: Launcher) {
 
 /// [`two_instances_are_exact`] on the Redis (or Redis Cluster) at `url`. The users' records
 /// lie in different slots (on a cluster, on different primaries).
-pub fn two_instances_are_exact_on(first: Launcher, second: Launcher, url: &str) {
-    let redis = url;
+pub fn two_instances_are_exact_on(first: Launcher, second: Launcher, redis: &str) {
     let strict = [("RATE_LIMIT_PER_MINUTE", "1"), ("RATE_LIMIT_BURST", "10")];
     let (a, b) = (
         on_redis(first, redis, "strict-a", &strict),

@@ -41,7 +41,8 @@ fn main() {
         .flat_map(|split| data[split].as_array().unwrap().iter())
         .map(|pair| Scored {
             gold: pair[1].as_str().unwrap().to_owned(),
-            prediction: model.predict(&transcript::as_typed(pair[0].as_str().unwrap(), &name)),
+            prediction: model
+                .predict_words(&transcript::typed_words(pair[0].as_str().unwrap(), &name)),
         })
         .collect();
     let (rule, results) = thresholds::choose(&scored, folds, targets);

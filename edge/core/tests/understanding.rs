@@ -167,7 +167,7 @@ fn the_thresholds_are_the_cross_validated_choice() {
         .into_iter()
         .map(|(utterance, gold)| Scored {
             gold,
-            prediction: model.predict(&transcript::as_typed(&utterance, &name)),
+            prediction: model.predict_words(&transcript::typed_words(&utterance, &name)),
         })
         .collect();
     let folds = thresholds::cross_validate(&scored, 10, Rule::EDGE);

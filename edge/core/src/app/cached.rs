@@ -134,7 +134,7 @@ impl EdgeApp {
         let settings = &self.config.cache;
         let context = turn.context.as_ref();
         let mut cache = CacheLookup::default();
-        let reading = turn.reading();
+        let reading = turn.reading(&self.config.assistant);
         let question = match shared::shared_intent(
             &reading,
             context.and_then(|c| c.confidence),

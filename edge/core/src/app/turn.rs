@@ -29,8 +29,6 @@ use crate::understanding::{self, AssistantName, Prediction, Reading};
 pub struct TurnRequest {
     pub(super) user: String,
     pub(super) message: String,
-    /// Whom the user talks to (`ASSISTANT_NAME`), which a spoken message may start with.
-    pub(super) assistant: AssistantName,
     pub(super) context: Option<ChatContext>,
     pub(super) wants_backend: bool,
     pub(super) stream: bool,
@@ -46,12 +44,13 @@ pub struct TurnRequest {
 }
 
 impl TurnRequest {
-    /// How the turn is understood (the upstream intent, else the model's reading).
-    pub(super) fn reading(&self) -> Reading<'_> {
+    /// How the turn is understood (the upstream intent, else the model's reading of a
+    /// message that may address the assistant by name, `ASSISTANT_NAME`).
+    pub(super) fn reading(&self, assistant: &AssistantName) -> Reading<'_> {
         understanding::read_with(self.context.as_ref(), || {
             *self
                 .prediction
-                .get_or_init(|| understanding::understand(&self.message, &self.assistant))
+                .get_or_init(|| understanding::understand(&self.message, assistant))
         })
     }
 }
@@ -127,7 +126,6 @@ impl EdgeApp {
         let turn = TurnRequest {
             user: principal.user_id.clone(),
             message: body.message,
-            assistant: self.config.assistant.clone(),
             context: body.context,
             wants_backend,
             stream: body.stream || accepts_events(req),
@@ -163,7 +161,6 @@ impl EdgeApp {
         let turn = TurnRequest {
             user: principal.user_id.clone(),
             message,
-            assistant: self.config.assistant.clone(),
             context: None,
             wants_backend: !self.config.minimal_mode,
             stream: body.stream,
@@ -221,7 +218,7 @@ impl EdgeApp {
     ) -> Result<TurnOutcome, ApiError> {
         let roll = svc.random.next_u64();
         let context = turn.context.as_ref();
-        let reading = turn.reading();
+        let reading = turn.reading(&self.config.assistant);
         let prepared = turn.prepared.as_ref();
         let hit = prepared.is_some_and(|p| p.cache.hit);
         let mut fallback_reason = None;

@@ -96,7 +96,6 @@ impl EdgeApp {
         let turn = TurnRequest {
             user: principal.user_id.clone(),
             message: question,
-            assistant: self.config.assistant.clone(),
             context: None,
             wants_backend: true,
             stream: false,
@@ -109,7 +108,7 @@ impl EdgeApp {
             prediction: OnceLock::new(),
         };
         let lookup = self.look_up(&turn, svc).await;
-        let reading = turn.reading();
+        let reading = turn.reading(&self.config.assistant);
         let capacity = self.config.cache.pool_size;
         let mut warmed = Warmed {
             question: turn.message.clone(),

@@ -39,10 +39,14 @@ pub fn words(text: &str) -> Vec<String> {
 
 /// The bucket of every feature of `text` (bucket 0 alone when it has none, as in training).
 pub fn bucket_ids(text: &str, buckets: u32, out: &mut Vec<u32>) {
+    bucket_ids_of_words(&words(text), buckets, out);
+}
+
+/// [`bucket_ids`] of a text already split by [`words`].
+pub fn bucket_ids_of_words(words: &[String], buckets: u32, out: &mut Vec<u32>) {
     out.clear();
-    let words = words(text);
     let bucket = |parts: &[&str]| fnv1a(parts) % buckets;
-    for word in &words {
+    for word in words {
         out.push(bucket(&["w ", word]));
     }
     for pair in words.windows(2) {
@@ -50,7 +54,7 @@ pub fn bucket_ids(text: &str, buckets: u32, out: &mut Vec<u32>) {
     }
     let mut marked = String::new();
     let mut bounds: Vec<usize> = Vec::new();
-    for word in &words {
+    for word in words {
         marked.clear();
         marked.push('<');
         marked.push_str(word);

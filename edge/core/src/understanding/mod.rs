@@ -45,7 +45,7 @@ pub fn model() -> Result<&'static IntentModel<'static>, &'static ModelError> {
 /// broken file), which the tests rule out.
 pub fn understand(message: &str, assistant: &AssistantName) -> Option<Prediction<'static>> {
     let model = model().ok()?;
-    Some(model.predict(&transcript::as_typed(message, assistant)))
+    Some(model.predict_words(&transcript::typed_words(message, assistant)))
 }
 
 /// How a turn was understood: the intent that decides the reply and how sure of it we are.

@@ -6,7 +6,7 @@
 
 use thiserror::Error;
 
-use super::features::bucket_ids;
+use super::features::{bucket_ids_of_words, words};
 
 const MAGIC: &[u8; 4] = b"EIM1";
 
@@ -201,8 +201,13 @@ impl<'a> IntentModel<'a> {
     }
 
     pub fn predict(&self, message: &str) -> Prediction<'a> {
+        self.predict_words(&words(message))
+    }
+
+    /// [`Self::predict`] of a message already split by [`words`].
+    pub fn predict_words(&self, words: &[String]) -> Prediction<'a> {
         let mut ids = Vec::with_capacity(128);
-        bucket_ids(message, self.buckets, &mut ids);
+        bucket_ids_of_words(words, self.buckets, &mut ids);
         let dim = self.embedding.width;
         let mut pooled = vec![0f32; dim];
         for id in &ids {

@@ -76,14 +76,19 @@ impl Default for AssistantName {
 }
 
 /// `message` as the model should read it: its words, without the address to the assistant,
-/// fillers and restarts, with spoken numbers as digits.
+/// fillers and restarts, with codes and years said aloud written as typed.
 pub fn as_typed(message: &str, name: &AssistantName) -> String {
+    typed_words(message, name).join(" ")
+}
+
+/// [`as_typed`]'s words, as the model takes them (not joined only to be split again).
+pub fn typed_words(message: &str, name: &AssistantName) -> Vec<String> {
     let mut words = words(message);
     without_address(&mut words, name);
     without_fillers(&mut words);
     without_restarts(&mut words);
     codes_and_years_written(&mut words);
-    words.join(" ")
+    words
 }
 
 /// Takes off "hey NAME" or "NAME" in front and a vocative "NAME" at the end. A message that
