@@ -314,7 +314,16 @@ pub fn failover_under_load(durability: &str) -> FailoverReport {
     };
     for (user, acknowledged, turns, unavailable, other, longest) in results {
         let c = &clients[0];
-        let history = c.get(&format!("/api/chat/history/{user}"), &c.token(&user));
+        // As a client would: a 503 says when to come back (the cluster's nodes agree on the
+        // new primary a little after one of them says the cluster is ok).
+        let read_deadline = Instant::now() + Duration::from_secs(10);
+        let history = loop {
+            let history = c.get(&format!("/api/chat/history/{user}"), &c.token(&user));
+            if history.status != 503 || Instant::now() > read_deadline {
+                break history;
+            }
+            thread::sleep(Duration::from_secs(1));
+        };
         assert_eq!(history.status, 200, "{}", history.body);
         let stored: std::collections::HashSet<&str> = history.body["messages"]
             .as_array()

@@ -35,6 +35,9 @@ use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 /// 503 `store_unavailable` rather than hanging on a dead or stalled Redis.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(1_000);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// On a cluster, how long one command may take with its redirections and retries: a MOVED or
+/// a topology refresh after a failover costs an attempt, not a failed turn.
+pub const CLUSTER_REQUEST_TIMEOUT: Duration = Duration::from_millis(2_000);
 
 /// Striped locks: one of these is held per record key for the length of an update, in this
 /// process. 1,024 stripes keep unrelated users apart without a map to clean up. Each guards
@@ -227,11 +230,16 @@ impl RedisStore {
                 let client = ClusterClientBuilder::new(nodes.to_vec())
                     .tcp_settings(nodelay())
                     // A slot whose primary died is served again once a replica is promoted
-                    // (cluster-node-timeout, seconds): retries within one request stay short,
-                    // and the request past them gets 503 store_unavailable with Retry-After.
-                    .retries(2)
+                    // (cluster-node-timeout, seconds). Redirections and refreshes each take
+                    // one retry (a MOVED is followed at once), so there are several; the
+                    // request's whole time is bounded instead, and past it the turn gets 503
+                    // store_unavailable with Retry-After.
+                    .retries(6)
                     .min_retry_wait(50)
                     .max_retry_wait(200)
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(COMMAND_TIMEOUT)
+                    .overall_response_timeout(Some(CLUSTER_REQUEST_TIMEOUT))
                     .build()
                     .map_err(|e| format!("STORE_URL: {e}"))?;
                 let config = ClusterConfig::new()
