@@ -1,7 +1,7 @@
 //! Activation vectors prepared for a matrix of one precision: padded to the matrix's stride,
 //! and for the integer kernels quantized to int8 with one scale per token.
 
-use crate::matrix::{q4_position, to_bf16};
+use crate::matrix::to_bf16;
 use crate::{COLUMN_ALIGN, KernelError, Precision, Q4_BLOCK};
 
 pub struct Activations {
@@ -21,10 +21,8 @@ pub(crate) enum ActivationData {
         q: Vec<u8>,
         scales: Vec<f32>,
     },
-    /// For 4-bit weights, whose nibbles are the unsigned side: `q` signed, in the weights'
-    /// register order ([`q4_position`]), and per token and pair of blocks sixteen lanes holding
-    /// `-8 * sum(q)` of each block (lane 0 the first block's, lane 1 the second's) to start
-    /// the integer sums from.
+    /// For 4-bit weights, whose nibbles are the unsigned side: `q` signed, and per token and
+    /// block `-8 * sum(q)` over the block, to start the integer sums from.
     Q8 {
         q: Vec<i8>,
         scales: Vec<f32>,
@@ -73,19 +71,18 @@ impl Activations {
             Precision::Q4 => {
                 let mut q = vec![0i8; tokens * stride];
                 let mut scales = Vec::with_capacity(tokens);
-                let pairs = stride / (2 * Q4_BLOCK);
-                let mut offsets = vec![0i32; tokens * pairs * 16];
+                let blocks = stride / Q4_BLOCK;
+                let mut offsets = vec![0i32; tokens * blocks];
                 for ((dst, row), offs) in q
                     .chunks_exact_mut(stride)
                     .zip(rows)
-                    .zip(offsets.chunks_exact_mut(pairs * 16))
+                    .zip(offsets.chunks_exact_mut(blocks))
                 {
                     let (scale, inv) = scale_of(row);
                     scales.push(scale);
-                    for (col, &v) in row.iter().enumerate() {
-                        let x = quantize(v, inv);
-                        dst[q4_position(col)] = x;
-                        offs[(col / 64) * 16 + (col % 64) / 32] -= 8 * i32::from(x);
+                    for (col, (d, &v)) in dst.iter_mut().zip(row).enumerate() {
+                        *d = quantize(v, inv);
+                        offs[col / Q4_BLOCK] -= 8 * i32::from(*d);
                     }
                 }
                 ActivationData::Q8 { q, scales, offsets }

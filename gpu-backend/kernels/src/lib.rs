@@ -32,6 +32,9 @@ use thiserror::Error;
 pub const COLUMN_ALIGN: usize = 128;
 /// 4-bit weights share one scale per block of this many.
 pub const Q4_BLOCK: usize = 32;
+/// 4-bit rows are stored interleaved in groups of this many (one 512-bit lane of 32 bits a
+/// row), so that one integer sum per lane covers a whole block of one row.
+pub const Q4_GROUP: usize = 16;
 
 /// How weights are held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

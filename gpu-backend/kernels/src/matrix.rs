@@ -1,7 +1,7 @@
 //! A weight matrix in one of the precisions, quantized row by row as it is filled (so a loader
 //! never holds a whole fp32 copy of a large matrix), and read back row by row (an embedding).
 
-use crate::{COLUMN_ALIGN, KernelError, Precision, Q4_BLOCK, round_to_i8};
+use crate::{COLUMN_ALIGN, KernelError, Precision, Q4_BLOCK, Q4_GROUP, round_to_i8};
 
 /// `rows` × `cols` weights; each row padded with zeros to `stride` columns.
 pub struct Matrix {
@@ -22,9 +22,10 @@ pub(crate) enum Weights {
         scales: Vec<f32>,
         sums: Vec<i32>,
     },
-    /// `w ≈ (nibble - 8) * scale[block]`, blocks of 32 along the row. Per 128 columns (two
-    /// pairs of blocks), 64 bytes: their low nibbles fill one register for the first pair,
-    /// their high nibbles one for the second, each in the order of [`q4_position`].
+    /// `w ≈ (nibble - 8) * scale[block]`, blocks of 32 along the row. Rows are stored in groups
+    /// of [`Q4_GROUP`] (the last one padded with zero rows), and a group's block is one tile of
+    /// [`Q4_TILE_BYTES`] (see [`q4_nibble_at`]) with its 16 scales side by side: the whole
+    /// matrix is read as one sequential stream.
     Q4 {
         q: Vec<u8>,
         scales: Vec<f32>,
@@ -44,10 +45,13 @@ impl Matrix {
                 scales: vec![0.0; rows],
                 sums: vec![0; rows],
             },
-            Precision::Q4 => Weights::Q4 {
-                q: vec![0x88; n / 2],
-                scales: vec![0.0; n / Q4_BLOCK],
-            },
+            Precision::Q4 => {
+                let tiles = rows.div_ceil(Q4_GROUP) * (stride / Q4_BLOCK);
+                Weights::Q4 {
+                    q: vec![0x88; tiles * Q4_TILE_BYTES],
+                    scales: vec![0.0; tiles * Q4_GROUP],
+                }
+            }
         };
         Self {
             rows,
@@ -111,7 +115,6 @@ impl Matrix {
                 }
                 Weights::Q4 { q, scales } => {
                     let blocks = stride / Q4_BLOCK;
-                    let row_q = &mut q[r * stride / 2..(r + 1) * stride / 2];
                     for b in 0..blocks {
                         let lo = (b * Q4_BLOCK).min(cols);
                         let hi = ((b + 1) * Q4_BLOCK).min(cols);
@@ -123,12 +126,12 @@ impl Matrix {
                             .fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
                         let scale = extreme / -8.0;
                         let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
-                        scales[r * blocks + b] = scale;
+                        scales[q4_scale_at(blocks, r, b)] = scale;
                         for c in 0..Q4_BLOCK {
                             let col = b * Q4_BLOCK + c;
                             let v = block.get(c).copied().unwrap_or(0.0);
                             let nibble = (i32::from(round_to_i8(v * inv)) + 8).clamp(0, 15) as u8;
-                            set_nibble(row_q, col, nibble);
+                            set_nibble(q, blocks, r, col, nibble);
                         }
                     }
                 }
@@ -168,10 +171,10 @@ impl Matrix {
             }
             Weights::Q4 { q, scales } => {
                 let blocks = self.stride / Q4_BLOCK;
-                let row_q = &q[r * self.stride / 2..(r + 1) * self.stride / 2];
                 for (col, dst) in out.iter_mut().enumerate() {
-                    let nibble = get_nibble(row_q, col);
-                    *dst = (f32::from(nibble) - 8.0) * scales[r * blocks + col / Q4_BLOCK];
+                    let nibble = get_nibble(q, blocks, r, col);
+                    *dst =
+                        (f32::from(nibble) - 8.0) * scales[q4_scale_at(blocks, r, col / Q4_BLOCK)];
                 }
             }
         }
@@ -224,39 +227,38 @@ pub(crate) fn from_bf16(v: u16) -> f32 {
     f32::from_bits(u32::from(v) << 16)
 }
 
-/// Where column `col` sits in the 64-byte registers of 4-bit rows and their activations: in
-/// each pair of blocks, 4-byte lanes alternate between the first block and the second, so
-/// that `vpdpbusd`'s 32-bit sums alternate too and the pair's two scales are one broadcast.
-pub(crate) fn q4_position(col: usize) -> usize {
-    let (group, within) = (col / 64, col % 64);
-    let (block, offset) = (within / 32, within % 32);
-    let lane = 2 * (offset / 4) + block;
-    group * 64 + lane * 4 + offset % 4
+/// Bytes of one 4-bit tile: a group's 16 rows × one block's 32 columns.
+pub(crate) const Q4_TILE_BYTES: usize = Q4_GROUP * Q4_BLOCK / 2;
+
+/// Where row `r`'s column `col` sits in a 4-bit matrix of `blocks` blocks a row: its byte,
+/// and whether it is the high nibble. A tile is four 64-byte loads; load `l`'s 4-byte lane
+/// `i` holds row `i` of the group, its low nibbles columns `4l..4l + 4` of the block and its
+/// high nibbles columns `16 + 4l..16 + 4l + 4`. So each of the eight registers a tile unpacks
+/// into holds four columns of all 16 rows, and `vpdpbusd` sums a row's block within its lane.
+pub(crate) fn q4_nibble_at(blocks: usize, r: usize, col: usize) -> (usize, bool) {
+    let (group, lane) = (r / Q4_GROUP, r % Q4_GROUP);
+    let (block, c) = (col / Q4_BLOCK, col % Q4_BLOCK);
+    let (four, byte) = (c / 4, c % 4);
+    let tile = (group * blocks + block) * Q4_TILE_BYTES;
+    (tile + (four % 4) * 64 + lane * 4 + byte, four >= 4)
 }
 
-/// Column `col`'s byte and whether it is the high nibble, in a row packed as [`Weights::Q4`]:
-/// per 128 columns, 64 bytes whose low nibbles are the first pair's register and high
-/// nibbles the second's.
-fn nibble_at(col: usize) -> (usize, bool) {
-    let (group, within) = (col / 128, col % 128);
-    (group * 64 + q4_position(within % 64), within >= 64)
+/// Where the scale of row `r`'s block `block` sits: a tile's 16 scales are side by side.
+pub(crate) fn q4_scale_at(blocks: usize, r: usize, block: usize) -> usize {
+    ((r / Q4_GROUP) * blocks + block) * Q4_GROUP + r % Q4_GROUP
 }
 
-pub(crate) fn get_nibble(row: &[u8], col: usize) -> u8 {
-    let (byte, high) = nibble_at(col);
-    if high {
-        row[byte] >> 4
+pub(crate) fn get_nibble(q: &[u8], blocks: usize, r: usize, col: usize) -> u8 {
+    let (byte, high) = q4_nibble_at(blocks, r, col);
+    if high { q[byte] >> 4 } else { q[byte] & 0x0f }
+}
+
+fn set_nibble(q: &mut [u8], blocks: usize, r: usize, col: usize, nibble: u8) {
+    let (byte, high) = q4_nibble_at(blocks, r, col);
+    q[byte] = if high {
+        (q[byte] & 0x0f) | (nibble << 4)
     } else {
-        row[byte] & 0x0f
-    }
-}
-
-fn set_nibble(row: &mut [u8], col: usize, nibble: u8) {
-    let (byte, high) = nibble_at(col);
-    row[byte] = if high {
-        (row[byte] & 0x0f) | (nibble << 4)
-    } else {
-        (row[byte] & 0xf0) | (nibble & 0x0f)
+        (q[byte] & 0xf0) | (nibble & 0x0f)
     };
 }
 
@@ -311,12 +313,23 @@ mod tests {
     }
 
     #[test]
-    fn q4_positions_are_a_permutation_within_each_pair() {
-        let mut seen: Vec<usize> = (0..128).map(q4_position).collect();
-        assert_eq!(q4_position(0), 0);
-        assert_eq!(q4_position(32), 4);
-        assert_eq!(q4_position(4), 8);
-        seen.sort_unstable();
-        assert_eq!(seen, (0..128).collect::<Vec<_>>());
+    fn q4_nibbles_fill_each_tile_once() {
+        let blocks = 3;
+        let mut seen = std::collections::HashSet::new();
+        for r in 0..2 * Q4_GROUP {
+            for col in 0..blocks * Q4_BLOCK {
+                let (byte, high) = q4_nibble_at(blocks, r, col);
+                assert!(byte < 2 * blocks * Q4_TILE_BYTES);
+                assert!(seen.insert((byte, high)), "row {r} column {col}");
+            }
+        }
+        // Row 1's first four columns are lane 1's low nibbles; columns 16.. the high ones.
+        assert_eq!(q4_nibble_at(blocks, 1, 0), (4, false));
+        assert_eq!(q4_nibble_at(blocks, 1, 17), (5, true));
+        assert_eq!(q4_nibble_at(blocks, 0, 4), (64, false));
+        assert_eq!(
+            q4_nibble_at(blocks, Q4_GROUP, 0),
+            (blocks * Q4_TILE_BYTES, false)
+        );
     }
 }

@@ -8,7 +8,7 @@
 use std::ops::Range;
 
 use crate::activations::ActivationData;
-use crate::matrix::{Weights, from_bf16, get_nibble, q4_position};
+use crate::matrix::{Weights, from_bf16, get_nibble, q4_scale_at};
 use crate::{Activations, Isa, Matrix, Q4_BLOCK};
 
 pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f32], isa: Isa) {
@@ -57,16 +57,15 @@ fn gemm_body(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f32]) {
                     },
                 ) => {
                     let blocks = ms / Q4_BLOCK;
-                    let row = &q[r * ms / 2..(r + 1) * ms / 2];
                     let act = &aq[a];
-                    let offs = &offsets[t * (xs / 64) * 16..(t + 1) * (xs / 64) * 16];
+                    let offs = &offsets[t * blocks..(t + 1) * blocks];
                     let mut acc = 0.0f32;
                     for b in 0..blocks {
-                        let mut dot = offs[(b / 2) * 16 + b % 2];
+                        let mut dot = offs[b];
                         for c in b * Q4_BLOCK..(b + 1) * Q4_BLOCK {
-                            dot += i32::from(get_nibble(row, c)) * i32::from(act[q4_position(c)]);
+                            dot += i32::from(get_nibble(q, blocks, r, c)) * i32::from(act[c]);
                         }
-                        acc += dot as f32 * scales[r * blocks + b];
+                        acc += dot as f32 * scales[q4_scale_at(blocks, r, b)];
                     }
                     acc * s[t]
                 }

@@ -1,6 +1,6 @@
 //! Hand-written AVX-512 kernels. Each computes a tile of R matrix rows × T tokens, loading
-//! every weight vector once for the T tokens (R = 4; T = 4 for prompts and batches, 1 for the
-//! rest).
+//! every weight vector once for the T tokens (R = 4, or 16 for 4-bit weights stored in groups;
+//! T = 4 for prompts and batches, 1 for the rest).
 //!
 //! Pointers are derived from slices whose lengths `gemm` and the tile drivers check before any
 //! unsafe code runs; each tile reads `R` rows of `stride` weights and `T` rows of activations.
@@ -12,64 +12,47 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use crate::activations::ActivationData;
-use crate::matrix::Weights;
-use crate::{Activations, Isa, Matrix, Q4_BLOCK};
+use crate::matrix::{Q4_TILE_BYTES, Weights};
+use crate::{Activations, Isa, Matrix, Q4_BLOCK, Q4_GROUP};
 
 /// Runs `$body` for every tile of `$rows` × `$tokens`, with `$r`, `$t` the tile's first row and
 /// token and `$R`, `$T` its size as constants: bands of four rows (four weight streams in
 /// flight keep memory busy), four tokens at a time, then one.
 macro_rules! tiles {
-    ($rows:expr, $tokens:expr, |$r:ident, $t:ident, $R:ident, $T:ident| $body:block) => {
-        tiles!($rows, $tokens, 4, |$r, $t, $R, $T| $body)
-    };
-    // `$wide`: the rows of a four-token tile (fewer where a kernel needs more registers).
-    ($rows:expr, $tokens:expr, $wide:literal, |$r:ident, $t:ident, $R:ident, $T:ident| $body:block) => {{
+    ($rows:expr, $tokens:expr, |$r:ident, $t:ident, $R:ident, $T:ident| $body:block) => {{
         let rows: Range<usize> = $rows;
         let tokens: usize = $tokens;
         let mut $r = rows.start;
         while $r < rows.end {
-            if rows.end - $r >= 4 {
-                let mut $t = 0;
-                let mut done = 0;
-                while $t < tokens {
-                    if tokens - $t >= 4 {
-                        const $R: usize = $wide;
+            // A band of four rows, or one row at the end.
+            let band = if rows.end - $r >= 4 { 4 } else { 1 };
+            let mut $t = 0;
+            while $t < tokens {
+                if tokens - $t >= 4 {
+                    if band == 4 {
+                        const $R: usize = 4;
                         const $T: usize = 4;
-                        // The band's four rows in tiles of `$wide`.
-                        let first = $r;
-                        while $r < first + 4 {
-                            $body
-                            $r += $wide;
-                        }
-                        $r = first;
-                        $t += 4;
+                        $body
                     } else {
+                        const $R: usize = 1;
+                        const $T: usize = 4;
+                        $body
+                    }
+                    $t += 4;
+                } else {
+                    if band == 4 {
                         const $R: usize = 4;
                         const $T: usize = 1;
                         $body
-                        $t += 1;
-                    }
-                    done += 1;
-                }
-                let _ = done;
-                $r += 4;
-            } else {
-                let mut $t = 0;
-                while $t < tokens {
-                    if tokens - $t >= 4 {
-                        const $R: usize = 1;
-                        const $T: usize = 4;
-                        $body
-                        $t += 4;
                     } else {
                         const $R: usize = 1;
                         const $T: usize = 1;
                         $body
-                        $t += 1;
                     }
+                    $t += 1;
                 }
-                $r += 1;
             }
+            $r += band;
         }
     }};
 }
@@ -132,29 +115,44 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f
             },
         ) => {
             let blocks = ms / Q4_BLOCK;
-            let pairs = xs / 64;
-            tiles!(rows, tokens, 2, |r, t, R, T| {
-                // SAFETY: rows r..r+R hold `ms / 2` packed bytes and `blocks` scales each;
-                // tokens t..t+T hold `xs` bytes and `pairs * 16` offsets each (the driver stays
-                // within the matrix and the tokens); AVX-512 BW and VNNI were detected.
-                let v = unsafe {
-                    q4_tile::<R, T>(
-                        q[r * ms / 2..].as_ptr(),
-                        ms / 2,
-                        scales[r * blocks..].as_ptr(),
-                        blocks,
-                        aq[t * xs..].as_ptr(),
-                        xs,
-                        offsets[t * pairs * 16..].as_ptr(),
-                        pairs,
-                    )
+            // Whole groups of 16 rows; a group the range cuts is computed whole and only its
+            // rows in the range kept.
+            for g in rows.start / Q4_GROUP..rows.end.div_ceil(Q4_GROUP) {
+                let (w, ws) = (
+                    q[g * blocks * Q4_TILE_BYTES..].as_ptr(),
+                    &scales[g * blocks * Q4_GROUP..],
+                );
+                let mut keep = |t: usize, sums: &[[f32; Q4_GROUP]]| {
+                    for (j, lanes) in sums.iter().enumerate() {
+                        for (i, v) in lanes.iter().enumerate() {
+                            let r = g * Q4_GROUP + i;
+                            if rows.contains(&r) {
+                                put(r, t + j, v * s[t + j]);
+                            }
+                        }
+                    }
                 };
-                for i in 0..R {
-                    for j in 0..T {
-                        put(r + i, t + j, v[i][j] * s[t + j]);
+                let mut t = 0;
+                while t < tokens {
+                    let (a, o) = (aq[t * xs..].as_ptr(), offsets[t * blocks..].as_ptr());
+                    if tokens - t >= 4 {
+                        // SAFETY: group g holds `blocks` tiles of Q4_TILE_BYTES and as many
+                        // sets of 16 scales (the matrix is stored in whole groups); tokens
+                        // t..t+4 hold `xs` values and `blocks` offsets each; AVX-512 BW and
+                        // VNNI were detected.
+                        keep(t, &unsafe {
+                            q4_tile::<4>(w, ws.as_ptr(), blocks, a, xs, o)
+                        });
+                        t += 4;
+                    } else {
+                        // SAFETY: as above, for token t alone.
+                        keep(t, &unsafe {
+                            q4_tile::<1>(w, ws.as_ptr(), blocks, a, xs, o)
+                        });
+                        t += 1;
                     }
                 }
-            });
+            }
         }
         // `gemm` checked that both sides have the same precision.
         _ => {}
@@ -272,65 +270,64 @@ unsafe fn int8_tile<const R: usize, const T: usize>(
     out
 }
 
-/// Sums over blocks of `scale[block] * (sum(nibble * a) - 8 * sum(a))`, in fp32. One 64-byte
-/// load holds two pairs of blocks (low nibbles, high nibbles); in each, the two blocks' 32-bit
-/// lanes alternate (see `Weights::Q4`), so a pair's two scales are one 64-bit broadcast.
-#[allow(clippy::too_many_arguments)]
+/// For the 16 rows of one group and T tokens: sums over blocks of
+/// `scale[row][block] * (sum(nibble * a) - 8 * sum(a))`, in fp32. Lane i is row i: a tile's
+/// eight registers each hold four columns of every row, so eight `vpdpbusd` against four
+/// activations broadcast finish a block's integer sum in each lane, and one conversion and one
+/// multiply-add per block and token apply the 16 rows' scales at once.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn q4_tile<const R: usize, const T: usize>(
+unsafe fn q4_tile<const T: usize>(
     w: *const u8,
-    ws: usize,
     scales: *const f32,
     blocks: usize,
     a: *const i8,
     xs: usize,
     offsets: *const i32,
-    pairs: usize,
-) -> [[f32; T]; R] {
+) -> [[f32; Q4_GROUP]; T] {
     let low = _mm512_set1_epi8(0x0f);
-    let mut acc = [[_mm512_setzero_ps(); T]; R];
-    let mut wv = [[_mm512_setzero_si512(); 2]; R];
-    let mut sv = [[_mm512_setzero_ps(); 2]; R];
-    for q in 0..pairs / 2 {
-        for i in 0..R {
-            // SAFETY: row i's 64 packed bytes of pairs 2q and 2q + 1, and their four scales,
-            // are inside the tile; a prefetch never faults (it asks for the next tile's row).
-            let (packed, s0, s1) = unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((i + R) * ws + q * 64).cast());
-                let base = scales.add(i * blocks + 4 * q).cast::<i64>();
-                (
-                    _mm512_loadu_si512(w.add(i * ws + q * 64).cast()),
-                    base.read_unaligned(),
-                    base.add(1).read_unaligned(),
-                )
-            };
-            wv[i][0] = _mm512_and_si512(packed, low);
-            wv[i][1] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low);
-            sv[i][0] = _mm512_castsi512_ps(_mm512_set1_epi64(s0));
-            sv[i][1] = _mm512_castsi512_ps(_mm512_set1_epi64(s1));
-        }
-        for j in 0..T {
-            for half in 0..2 {
-                let p = 2 * q + half;
-                // SAFETY: token j's 64 values and 16 offsets of pair p are inside the tile.
-                let (av, ov) = unsafe {
-                    (
-                        _mm512_loadu_si512(a.add(j * xs + p * 64).cast()),
-                        _mm512_loadu_si512(offsets.add((j * pairs + p) * 16).cast()),
-                    )
-                };
-                for i in 0..R {
-                    let dot = _mm512_dpbusd_epi32(ov, wv[i][half], av);
-                    acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sv[i][half], acc[i][j]);
-                }
+    let mut acc = [_mm512_setzero_ps(); T];
+    let mut wv = [_mm512_setzero_si512(); 8];
+    for b in 0..blocks {
+        // SAFETY: tile b's Q4_TILE_BYTES and 16 scales are inside the group (caller's
+        // contract); a prefetch never faults (it asks for a tile some way ahead).
+        let sv = unsafe {
+            let tile = w.add(b * Q4_TILE_BYTES);
+            _mm_prefetch::<_MM_HINT_T0>(tile.wrapping_add(8 * Q4_TILE_BYTES).cast());
+            for l in 0..4 {
+                let packed = _mm512_loadu_si512(tile.add(l * 64).cast());
+                wv[l] = _mm512_and_si512(packed, low);
+                wv[l + 4] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low);
             }
+            _mm512_loadu_ps(scales.add(b * Q4_GROUP))
+        };
+        for j in 0..T {
+            // SAFETY: token j's 32 values of block b and its offset are inside the tile.
+            let (first, second) = unsafe {
+                let act = a.add(j * xs + b * Q4_BLOCK).cast::<i32>();
+                let mut first = _mm512_set1_epi32(offsets.add(j * blocks + b).read_unaligned());
+                let mut second = _mm512_setzero_si512();
+                for k in 0..4 {
+                    first = _mm512_dpbusd_epi32(
+                        first,
+                        wv[k],
+                        _mm512_set1_epi32(act.add(k).read_unaligned()),
+                    );
+                    second = _mm512_dpbusd_epi32(
+                        second,
+                        wv[k + 4],
+                        _mm512_set1_epi32(act.add(k + 4).read_unaligned()),
+                    );
+                }
+                (first, second)
+            };
+            let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(first, second));
+            acc[j] = _mm512_fmadd_ps(dot, sv, acc[j]);
         }
     }
-    let mut out = [[0.0; T]; R];
-    for i in 0..R {
-        for j in 0..T {
-            out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
-        }
+    let mut out = [[0.0; Q4_GROUP]; T];
+    for j in 0..T {
+        // SAFETY: a [f32; 16] is 64 bytes, one register.
+        unsafe { _mm512_storeu_ps(out[j].as_mut_ptr(), acc[j]) };
     }
     out
 }

@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use cpu_kernels::{Activations, HeadCache, Isa, Matrix, Precision, alibi_attention, gemm};
+use cpu_kernels::{
+    Activations, HeadCache, Isa, Matrix, Precision, Q4_GROUP, alibi_attention, gemm,
+};
 use rayon::prelude::*;
 use serde::Deserialize;
 use thiserror::Error;
@@ -432,7 +434,11 @@ impl Bloom {
         let acts = Activations::prepare(m.precision(), x, m.cols())?;
         let rows = m.rows();
         let threads = rayon::current_num_threads();
-        let band = rows.div_ceil(threads * 4).max(16);
+        // Whole groups of 4-bit rows (a multiple of every kernel's tile).
+        let band = rows
+            .div_ceil(threads * 4)
+            .max(Q4_GROUP)
+            .next_multiple_of(Q4_GROUP);
         let mut parts = vec![0.0f32; rows * tokens];
         parts
             .par_chunks_mut(band * tokens)
