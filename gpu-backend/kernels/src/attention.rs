@@ -111,7 +111,7 @@ fn attention(
     }
     let mut sum = 0.0;
     for s in scores.iter_mut() {
-        *s = (*s - max).exp();
+        *s = crate::elementwise::exp(*s - max);
         sum += *s;
     }
     let inv = 1.0 / sum;

@@ -15,6 +15,7 @@
 
 mod activations;
 mod attention;
+mod elementwise;
 mod matrix;
 mod portable;
 #[cfg(target_arch = "x86_64")]
@@ -24,6 +25,7 @@ use std::ops::Range;
 
 pub use activations::Activations;
 pub use attention::{HeadCache, alibi_attention};
+pub use elementwise::gelu;
 pub use matrix::Matrix;
 use thiserror::Error;
 

@@ -335,7 +335,7 @@ impl Bloom {
             layer_norm(&mut normed, &layer.post_attention_norm, self.epsilon);
             let mut up = self.linear(&layer.up, &normed, total)?;
             up.par_chunks_mut(PARALLEL_VALUES)
-                .for_each(|part| part.iter_mut().for_each(|v| *v = gelu(*v)));
+                .for_each(cpu_kernels::gelu);
             let down = self.linear(&layer.down, &up, total)?;
             add(&mut x, &down);
         }
@@ -491,13 +491,6 @@ fn layer_norm(x: &mut [f32], norm: &Norm, epsilon: f32) {
             }
         })
     });
-}
-
-/// BLOOM's GELU (the tanh approximation, as `bloom_gelu_forward`), with tanh written through
-/// one `exp` (libm's `tanhf` was a tenth of a prompt's time): 1 + tanh(y) = 2 - 2 / (e^2y + 1).
-fn gelu(x: f32) -> f32 {
-    let y = 0.797_884_6 * x * (1.0 + 0.044_715 * x * x);
-    x * (1.0 - 1.0 / ((2.0 * y).exp() + 1.0))
 }
 
 fn add(x: &mut [f32], y: &[f32]) {
