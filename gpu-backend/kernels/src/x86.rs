@@ -171,8 +171,12 @@ unsafe fn f32_tile<const R: usize, const T: usize>(
     let mut c = 0;
     while c < ws {
         for (i, v) in wv.iter_mut().enumerate() {
-            // SAFETY: row i's weights c..c+16 are inside the tile (caller's contract).
-            *v = unsafe { _mm512_loadu_ps(w.add(i * ws + c)) };
+            // SAFETY: row i's weights c..c+16 are inside the tile (caller's contract); a
+            // prefetch never faults.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((i + R) * ws + c).cast());
+                *v = _mm512_loadu_ps(w.add(i * ws + c));
+            }
         }
         for j in 0..T {
             // SAFETY: token j's values c..c+16 are inside the tile.
@@ -204,8 +208,11 @@ unsafe fn bf16_tile<const R: usize, const T: usize>(
     let mut c = 0;
     while c < ws {
         for (i, v) in wv.iter_mut().enumerate() {
-            // SAFETY: row i's 32 weights at c are inside the tile.
-            *v = unsafe { _mm512_loadu_si512(w.add(i * ws + c).cast()) };
+            // SAFETY: row i's 32 weights at c are inside the tile; a prefetch never faults.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((i + R) * ws + c).cast());
+                *v = _mm512_loadu_si512(w.add(i * ws + c).cast());
+            }
         }
         for j in 0..T {
             // SAFETY: token j's 32 values at c are inside the tile.
