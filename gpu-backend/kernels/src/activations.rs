@@ -80,9 +80,19 @@ impl Activations {
                 {
                     let (scale, inv) = scale_of(row);
                     scales.push(scale);
-                    for (col, (d, &v)) in dst.iter_mut().zip(row).enumerate() {
-                        *d = quantize(v, inv);
-                        offs[col / Q4_BLOCK] -= 8 * i32::from(*d);
+                    // A block's sum in a register: summed into `offs` in memory, each value
+                    // waited on the last one's store (a tenth of a prompt's time).
+                    for ((dst, src), off) in dst
+                        .chunks_exact_mut(Q4_BLOCK)
+                        .zip(row.chunks(Q4_BLOCK))
+                        .zip(offs.iter_mut())
+                    {
+                        let mut sum = 0i32;
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d = quantize(v, inv);
+                            sum += i32::from(*d);
+                        }
+                        *off = -8 * sum;
                     }
                 }
                 ActivationData::Q8 { q, scales, offsets }
