@@ -369,54 +369,72 @@ impl Bloom {
     }
 
     /// Appends each sequence's new keys and values to its cache and attends: the context
-    /// vectors `[token][hidden]` for every token of the step. Every (token, head) of every
-    /// sequence is one task of one parallel pass.
+    /// vectors `[token][hidden]` for every token of the step. Each (sequence, head) is one task
+    /// of one parallel pass, over that sequence's tokens of the step (a task per token and
+    /// head cost more in hand-offs than a prompt's attention itself).
     fn attention(&self, layer: usize, qkv: &[f32], seqs: &mut [SequenceStep<'_>]) -> Vec<f32> {
         let (h, heads) = (self.hidden, self.heads);
         let hd = h / heads;
         let scale = 1.0 / (hd as f32).sqrt();
         let total = qkv.len() / (3 * h);
-        // Per token of the step: its sequence and how many positions it sees.
-        let mut tokens = Vec::with_capacity(total);
+        // Per sequence: its first token in the step, its tokens, and the positions before.
+        let mut spans = Vec::with_capacity(seqs.len());
         let mut offset = 0;
-        for (si, s) in seqs.iter_mut().enumerate() {
+        for s in seqs.iter_mut() {
             let history = &mut s.cache.layers[layer];
-            let past = s.cache.len;
-            let n = s.ids.len();
+            let (past, n) = (s.cache.len, s.ids.len());
             // transformers views the fused projection as [heads, 3, head_dim].
-            for (t, row) in qkv[offset * 3 * h..(offset + n) * 3 * h]
-                .chunks_exact(3 * h)
-                .enumerate()
-            {
+            for row in qkv[offset * 3 * h..(offset + n) * 3 * h].chunks_exact(3 * h) {
                 for (head, fused) in history.iter_mut().zip(row.chunks_exact(3 * hd)) {
                     head.keys.extend_from_slice(&fused[hd..2 * hd]);
                     head.values.extend_from_slice(&fused[2 * hd..]);
                 }
-                tokens.push((si, past + t + 1));
             }
+            spans.push((offset, n, past));
             offset += n;
         }
         let histories: Vec<&[HeadHistory]> = seqs
             .iter()
             .map(|s| s.cache.layers[layer].as_slice())
             .collect();
-        let mut context = vec![0.0f32; total * h];
-        context
-            .par_chunks_mut(hd)
-            .enumerate()
-            .for_each_init(Vec::new, |scores, (i, out)| {
-                let (token, head) = (i / heads, i % heads);
-                let (seq, visible) = tokens[token];
+        // `[token of the sequence][head_dim]` per (sequence, head).
+        let parts: Vec<Vec<f32>> = (0..spans.len() * heads)
+            .into_par_iter()
+            .map(|task| {
+                let (seq, head) = (task / heads, task % heads);
+                let (first, n, past) = spans[seq];
                 let history = &histories[seq][head];
-                let q = &qkv[token * 3 * h + head * 3 * hd..][..hd];
                 let cache = HeadCache {
                     keys: &history.keys,
                     values: &history.values,
                     stride: hd,
                     offset: 0,
                 };
-                alibi_attention(q, &cache, visible, scale, self.slopes[head], scores, out);
-            });
+                let (mut out, mut scores) = (vec![0.0f32; n * hd], Vec::new());
+                for (t, out) in out.chunks_exact_mut(hd).enumerate() {
+                    let q = &qkv[(first + t) * 3 * h + head * 3 * hd..][..hd];
+                    let visible = past + t + 1;
+                    alibi_attention(
+                        q,
+                        &cache,
+                        visible,
+                        scale,
+                        self.slopes[head],
+                        &mut scores,
+                        out,
+                    );
+                }
+                out
+            })
+            .collect();
+        let mut context = vec![0.0f32; total * h];
+        for (task, part) in parts.iter().enumerate() {
+            let (seq, head) = (task / heads, task % heads);
+            let first = spans[seq].0;
+            for (t, values) in part.chunks_exact(hd).enumerate() {
+                context[(first + t) * h + head * hd..][..hd].copy_from_slice(values);
+            }
+        }
         context
     }
 
