@@ -27,6 +27,14 @@ pub fn alibi_attention(
 ) {
     #[cfg(target_arch = "x86_64")]
     match Isa::detect() {
+        Isa::Avx512
+            if crate::x86_attention::fits(q.len(), out.len())
+                && within(cache, visible, q.len()) =>
+        {
+            // SAFETY: `Isa::detect()` found AVX-512F usable by this process; `fits` and
+            // `within` checked the head size and that every position read is in the cache.
+            unsafe { crate::x86_attention::attention(q, cache, visible, scale, slope, scores, out) }
+        }
         // SAFETY: `Isa::detect()` found AVX-512F (with AVX2 and FMA) usable by this process.
         Isa::Avx512 => unsafe { attention_avx512(q, cache, visible, scale, slope, scores, out) },
         // SAFETY: `Isa::detect()` found AVX2 and FMA usable by this process.
@@ -37,6 +45,18 @@ pub fn alibi_attention(
     attention(q, cache, visible, scale, slope, scores, out, |_| ());
 }
 
+/// Whether positions `0..visible` of the head lie inside its keys and values.
+#[cfg(target_arch = "x86_64")]
+fn within(cache: &HeadCache<'_>, visible: usize, d: usize) -> bool {
+    let end = match visible.checked_sub(1) {
+        None => return true,
+        Some(last) => last * cache.stride + cache.offset + d,
+    };
+    end <= cache.keys.len() && end <= cache.values.len()
+}
+
+/// The plain kernel where the hand-written one does not apply (a head size that is not a
+/// multiple of 16 or above 128), compiled for AVX-512.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn attention_avx512(
@@ -78,9 +98,10 @@ fn prefetch(p: *const f32) {
 /// Positions ahead of the one being read whose keys (and values, read after) are asked for:
 /// a head's history is tens of KB that the hardware prefetcher, starting cold on each task,
 /// does not fetch ahead fast enough (a batch's attention waited on memory half the time).
-const PREFETCH_POSITIONS: usize = 8;
+pub(crate) const PREFETCH_POSITIONS: usize = 8;
 
-/// The kernel; `prefetch` asks for a cache line ahead of use (a no-op where there is none).
+/// The reference kernel; `prefetch` asks for a cache line ahead of use (a no-op where there
+/// is none).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn attention(
@@ -142,4 +163,17 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
+}
+
+/// The plain kernel alone, whatever the CPU (what the hand-written one is checked against).
+pub fn alibi_attention_reference(
+    q: &[f32],
+    cache: &HeadCache<'_>,
+    visible: usize,
+    scale: f32,
+    slope: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    attention(q, cache, visible, scale, slope, scores, out, |_| ());
 }

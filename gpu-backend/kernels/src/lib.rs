@@ -20,11 +20,13 @@ mod matrix;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_attention;
 
 use std::ops::Range;
 
 pub use activations::Activations;
-pub use attention::{HeadCache, alibi_attention};
+pub use attention::{HeadCache, alibi_attention, alibi_attention_reference};
 pub use elementwise::gelu;
 pub use matrix::Matrix;
 use thiserror::Error;

@@ -178,3 +178,30 @@ fn alibi_attention_matches_the_formula() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever kernel this CPU runs against the plain one, on head sizes it takes and ones it
+    /// leaves to the plain one, with the head's vectors at an offset inside wider rows.
+    #[test]
+    fn attention_matches_the_plain_kernel(
+        d in prop::sample::select(vec![16usize, 32, 48, 64, 80, 128, 24, 144]),
+        visible in 1usize..80,
+        extra in 0usize..2,
+        seed in 0u32..1000,
+    ) {
+        let (stride, offset) = (d * (1 + extra), d * extra);
+        let value = |i: usize, k: u32| ((i as u32 * k + seed) % 97) as f32 / 24.0 - 2.0;
+        let keys: Vec<f32> = (0..visible * stride).map(|i| value(i, 37)).collect();
+        let values: Vec<f32> = (0..visible * stride).map(|i| value(i, 11)).collect();
+        let q: Vec<f32> = (0..d).map(|i| value(i, 7)).collect();
+        let cache = cpu_kernels::HeadCache { keys: &keys, values: &values, stride, offset };
+        let (mut got, mut want) = (vec![0.0; d], vec![0.0; d]);
+        cpu_kernels::alibi_attention(&q, &cache, visible, 0.125, -0.0625, &mut Vec::new(), &mut got);
+        cpu_kernels::alibi_attention_reference(&q, &cache, visible, 0.125, -0.0625, &mut Vec::new(), &mut want);
+        for (g, w) in got.iter().zip(&want) {
+            prop_assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "d {d}, visible {visible}: {g} vs {w}");
+        }
+    }
+}
