@@ -282,6 +282,11 @@ unsafe fn int8_tile<const R: usize, const T: usize>(
 /// eight registers each hold four columns of every row, so eight `vpdpbusd` against four
 /// activations broadcast finish a block's integer sum in each lane, and one conversion and one
 /// multiply-add per block and token apply the 16 rows' scales at once.
+/// Tiles ahead of the one being read whose four cache lines and scales are asked for: with
+/// four tokens a tile takes long enough that out-of-order execution alone runs too few loads
+/// ahead to keep memory busy.
+const Q4_AHEAD: usize = 8;
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn q4_tile<const T: usize>(
     w: *const u8,
@@ -299,8 +304,11 @@ unsafe fn q4_tile<const T: usize>(
         // contract); a prefetch never faults (it asks for a tile some way ahead).
         let sv = unsafe {
             let tile = w.add(b * Q4_TILE_BYTES);
-            _mm_prefetch::<_MM_HINT_T0>(tile.wrapping_add(8 * Q4_TILE_BYTES).cast());
+            _mm_prefetch::<_MM_HINT_T0>(scales.wrapping_add((b + Q4_AHEAD) * Q4_GROUP).cast());
             for l in 0..4 {
+                _mm_prefetch::<_MM_HINT_T0>(
+                    tile.wrapping_add(Q4_AHEAD * Q4_TILE_BYTES + l * 64).cast(),
+                );
                 let packed = _mm512_loadu_si512(tile.add(l * 64).cast());
                 wv[l] = _mm512_and_si512(packed, low);
                 wv[l + 4] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low);
