@@ -15,11 +15,13 @@ pub struct Activations {
 pub(crate) enum ActivationData {
     F32(Vec<f32>),
     Bf16(Vec<u16>),
-    /// For int8 weights: `q + 128` as unsigned bytes (`vpdpbusd` multiplies unsigned by
-    /// signed), `x ≈ q * scale[token]`.
+    /// For int8 weights, whose biased bytes are the unsigned side: `q` signed,
+    /// `x ≈ q * scale[token]`, and `sums[token]` the token's sum of `q` (the products summed
+    /// `128 * sum` too many).
     Int8 {
-        q: Vec<u8>,
+        q: Vec<i8>,
         scales: Vec<f32>,
+        sums: Vec<i32>,
     },
     /// For 4-bit weights, whose nibbles are the unsigned side: `q` signed, and per token and
     /// block `-8 * sum(q)` over the block, to start the integer sums from.
@@ -57,16 +59,20 @@ impl Activations {
                 ActivationData::Bf16(out)
             }
             Precision::Int8 => {
-                let mut q = vec![128u8; tokens * stride];
+                let mut q = vec![0i8; tokens * stride];
                 let mut scales = Vec::with_capacity(tokens);
+                let mut sums = Vec::with_capacity(tokens);
                 for (dst, row) in q.chunks_exact_mut(stride).zip(rows) {
                     let (scale, inv) = scale_of(row);
                     scales.push(scale);
+                    let mut sum = 0i32;
                     for (d, &v) in dst.iter_mut().zip(row) {
-                        *d = (quantize(v, inv) as i16 + 128) as u8;
+                        *d = quantize(v, inv);
+                        sum += i32::from(*d);
                     }
+                    sums.push(sum);
                 }
-                ActivationData::Int8 { q, scales }
+                ActivationData::Int8 { q, scales, sums }
             }
             Precision::Q4 => {
                 let mut q = vec![0i8; tokens * stride];

@@ -15,12 +15,16 @@ pub(crate) enum Weights {
     F32(Vec<f32>),
     /// The upper half of each fp32 (round to nearest even).
     Bf16(Vec<u16>),
-    /// `w ≈ q * scale[row]`; `sums[row]` is the row's sum of `q` (the kernels feed activations
-    /// as unsigned bytes, `a + 128`, and take `128 * sum` back off).
+    /// `w ≈ (u - 128) * scale[row]`, held as unsigned bytes `u` (`vpdpbusd` multiplies
+    /// unsigned by signed: the activations are the signed side, so that they can be broadcast
+    /// straight from memory, and each token's `128 * sum` comes back off). Rows are stored in
+    /// groups of [`Q4_GROUP`] (the last padded with zero rows): per four columns, 64 bytes
+    /// holding those columns of the group's 16 rows, 4 bytes a row (see [`int8_at`]). One
+    /// `vpdpbusd` then adds four columns to all 16 rows' sums, and the matrix is one
+    /// sequential stream.
     Int8 {
-        q: Vec<i8>,
+        q: Vec<u8>,
         scales: Vec<f32>,
-        sums: Vec<i32>,
     },
     /// `w ≈ (nibble - 8) * scale[block]`, blocks of 32 along the row. Rows are stored in groups
     /// of [`Q4_GROUP`] (the last one padded with zero rows), and a group's block is one tile of
@@ -40,11 +44,13 @@ impl Matrix {
         let weights = match precision {
             Precision::F32 => Weights::F32(vec![0.0; n]),
             Precision::Bf16 => Weights::Bf16(vec![0; n]),
-            Precision::Int8 => Weights::Int8 {
-                q: vec![0; n],
-                scales: vec![0.0; rows],
-                sums: vec![0; rows],
-            },
+            Precision::Int8 => {
+                let padded = rows.div_ceil(Q4_GROUP) * Q4_GROUP;
+                Weights::Int8 {
+                    q: vec![128; padded * stride],
+                    scales: vec![0.0; padded],
+                }
+            }
             Precision::Q4 => {
                 let tiles = rows.div_ceil(Q4_GROUP) * (stride / Q4_BLOCK);
                 Weights::Q4 {
@@ -100,18 +106,14 @@ impl Matrix {
                         *dst = to_bf16(v);
                     }
                 }
-                Weights::Int8 { q, scales, sums } => {
+                Weights::Int8 { q, scales } => {
                     let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                     let scale = max / 127.0;
                     let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-                    let mut sum = 0i32;
-                    for (dst, &v) in q[span].iter_mut().zip(row) {
-                        let x = round_to_i8(v * inv);
-                        sum += i32::from(x);
-                        *dst = x;
+                    for (col, &v) in row.iter().enumerate() {
+                        q[int8_at(stride, r, col)] = (i16::from(round_to_i8(v * inv)) + 128) as u8;
                     }
                     scales[r] = scale;
-                    sums[r] = sum;
                 }
                 Weights::Q4 { q, scales } => {
                     let blocks = stride / Q4_BLOCK;
@@ -165,8 +167,8 @@ impl Matrix {
                 }
             }
             Weights::Int8 { q, scales, .. } => {
-                for (dst, &v) in out.iter_mut().zip(&q[span]) {
-                    *dst = f32::from(v) * scales[r];
+                for (col, dst) in out.iter_mut().enumerate() {
+                    *dst = (f32::from(q[int8_at(self.stride, r, col)]) - 128.0) * scales[r];
                 }
             }
             Weights::Q4 { q, scales } => {
@@ -207,7 +209,7 @@ impl Matrix {
         match &self.weights {
             Weights::F32(w) => w.len() * 4,
             Weights::Bf16(w) => w.len() * 2,
-            Weights::Int8 { q, scales, sums } => q.len() + scales.len() * 4 + sums.len() * 4,
+            Weights::Int8 { q, scales } => q.len() + scales.len() * 4,
             Weights::Q4 { q, scales } => q.len() + scales.len() * 4,
         }
     }
@@ -225,6 +227,13 @@ pub(crate) fn to_bf16(v: f32) -> u16 {
 
 pub(crate) fn from_bf16(v: u16) -> f32 {
     f32::from_bits(u32::from(v) << 16)
+}
+
+/// Where row `r`'s column `col` sits in an int8 matrix of `stride` columns: in its group, the
+/// 64 bytes of its four columns, the 4-byte lane of its row.
+pub(crate) fn int8_at(stride: usize, r: usize, col: usize) -> usize {
+    let (group, lane) = (r / Q4_GROUP, r % Q4_GROUP);
+    group * Q4_GROUP * stride + (col / 4) * 64 + lane * 4 + col % 4
 }
 
 /// Bytes of one 4-bit tile: a group's 16 rows × one block's 32 columns.

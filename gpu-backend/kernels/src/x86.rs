@@ -92,19 +92,46 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f
         (Weights::Bf16(_), ActivationData::Bf16(_)) => {
             crate::portable::gemm(m, x, rows, out, Isa::Avx2);
         }
-        (Weights::Int8 { q, scales, sums }, ActivationData::Int8 { q: aq, scales: s }) => {
-            tiles!(rows, tokens, |r, t, R, T| {
-                // SAFETY: as for fp32, over bytes; `Isa::detect()` found AVX-512 BW and VNNI.
-                let v = unsafe {
-                    int8_tile::<R, T>(q[r * ms..].as_ptr(), ms, aq[t * xs..].as_ptr(), xs)
+        (
+            Weights::Int8 { q, scales },
+            ActivationData::Int8 {
+                q: aq,
+                scales: s,
+                sums,
+            },
+        ) => {
+            for g in rows.start / Q4_GROUP..rows.end.div_ceil(Q4_GROUP) {
+                let w = q[g * Q4_GROUP * ms..].as_ptr();
+                let mut keep = |t: usize, dots: &[[i32; Q4_GROUP]]| {
+                    for (j, lanes) in dots.iter().enumerate() {
+                        for (i, dot) in lanes.iter().enumerate() {
+                            let r = g * Q4_GROUP + i;
+                            if rows.contains(&r) {
+                                put(
+                                    r,
+                                    t + j,
+                                    (dot - 128 * sums[t + j]) as f32 * scales[r] * s[t + j],
+                                );
+                            }
+                        }
+                    }
                 };
-                for i in 0..R {
-                    for j in 0..T {
-                        let dot = v[i][j] - 128 * sums[r + i];
-                        put(r + i, t + j, dot as f32 * scales[r + i] * s[t + j]);
+                let mut t = 0;
+                while t < tokens {
+                    let a = aq[t * xs..].as_ptr();
+                    if tokens - t >= 4 {
+                        // SAFETY: group g holds 16 rows of `ms` bytes (the matrix is stored in
+                        // whole groups); tokens t..t+4 hold `xs` bytes each, `xs == ms`;
+                        // AVX-512 BW and VNNI were detected.
+                        keep(t, &unsafe { int8_group::<4>(w, ms, a, xs) });
+                        t += 4;
+                    } else {
+                        // SAFETY: as above, for token t alone.
+                        keep(t, &unsafe { int8_group::<1>(w, ms, a, xs) });
+                        t += 1;
                     }
                 }
-            });
+            }
         }
         (
             Weights::Q4 { q, scales },
@@ -239,49 +266,50 @@ unsafe fn bf16_tile<const R: usize, const T: usize>(
     out
 }
 
-/// Integer sums of `(a + 128) * w` over the row.
+/// Integer sums of `(w + 128) * a` over the row, for the 16 rows of one group (lane i is row
+/// i) and T tokens. Each 64-byte load is four columns of every row, against those four
+/// activations broadcast; four sums a token in turn keep `vpdpbusd`'s latency out of the way.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn int8_tile<const R: usize, const T: usize>(
-    w: *const i8,
-    ws: usize,
-    a: *const u8,
+unsafe fn int8_group<const T: usize>(
+    w: *const u8,
+    cols: usize,
+    a: *const i8,
     xs: usize,
-) -> [[i32; T]; R] {
-    let mut acc = [[_mm512_setzero_si512(); T]; R];
-    let mut wv = [_mm512_setzero_si512(); R];
+) -> [[i32; Q4_GROUP]; T] {
+    let mut acc = [[_mm512_setzero_si512(); 4]; T];
     let mut c = 0;
-    while c < ws {
-        for (i, v) in wv.iter_mut().enumerate() {
-            // SAFETY: row i's 64 weights at c are inside the tile. A prefetch never faults,
-            // also past the end; it asks for the row's bytes some way ahead of the loads.
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((i + R) * ws + c).cast());
-                *v = _mm512_loadu_si512(w.add(i * ws + c).cast());
+    while c < cols {
+        for u in 0..4 {
+            let at = (c + 4 * u) * 16;
+            // SAFETY: the group's 64 bytes of columns c + 4u.. are inside it (caller's
+            // contract: `cols` a multiple of 128); a prefetch never faults.
+            let wv = unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(at + INT8_AHEAD).cast());
+                _mm512_loadu_si512(w.add(at).cast())
+            };
+            for j in 0..T {
+                // SAFETY: token j's four bytes at c + 4u are inside its row.
+                let av = unsafe { a.add(j * xs + c + 4 * u).cast::<i32>().read_unaligned() };
+                acc[j][u] = _mm512_dpbusd_epi32(acc[j][u], wv, _mm512_set1_epi32(av));
             }
         }
-        for j in 0..T {
-            // SAFETY: token j's 64 bytes at c are inside the tile.
-            let av = unsafe { _mm512_loadu_si512(a.add(j * xs + c).cast()) };
-            for i in 0..R {
-                acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, wv[i]);
-            }
-        }
-        c += 64;
+        c += 16;
     }
-    let mut out = [[0; T]; R];
-    for i in 0..R {
-        for j in 0..T {
-            out[i][j] = _mm512_reduce_add_epi32(acc[i][j]);
-        }
+    let mut out = [[0; Q4_GROUP]; T];
+    for j in 0..T {
+        let sum = _mm512_add_epi32(
+            _mm512_add_epi32(acc[j][0], acc[j][1]),
+            _mm512_add_epi32(acc[j][2], acc[j][3]),
+        );
+        // SAFETY: an [i32; 16] is 64 bytes, one register.
+        unsafe { _mm512_storeu_si512(out[j].as_mut_ptr().cast(), sum) };
     }
     out
 }
 
-/// For the 16 rows of one group and T tokens: sums over blocks of
-/// `scale[row][block] * (sum(nibble * a) - 8 * sum(a))`, in fp32. Lane i is row i: a tile's
-/// eight registers each hold four columns of every row, so eight `vpdpbusd` against four
-/// activations broadcast finish a block's integer sum in each lane, and one conversion and one
-/// multiply-add per block and token apply the 16 rows' scales at once.
+/// Bytes ahead of the one being read that an int8 group asks for (as the 4-bit tile's).
+const INT8_AHEAD: usize = 2048;
+
 /// Tiles ahead of the one being read whose four cache lines and scales are asked for: with
 /// four tokens a tile takes long enough that out-of-order execution alone runs too few loads
 /// ahead to keep memory busy.
