@@ -77,10 +77,10 @@ pub struct Args {
     /// Threads for the CPU engine's matrix products (default: every core).
     #[arg(long, env = "CPU_THREADS")]
     pub cpu_threads: Option<usize>,
-    /// How the CPU engine holds the weights: int8 (a scale per row; the default: the first
-    /// token soonest, +0.02 % perplexity), q4 (4-bit, a scale per 32: fastest to decode,
-    /// +0.8 %), bf16, fp32.
-    #[arg(long, env = "CPU_PRECISION", default_value = "int8", value_parser = parse_precision)]
+    /// How the CPU engine holds the weights: q4 (4-bit, a scale per 32; the default: the
+    /// fastest to prefill and to decode, +0.8 % perplexity), int8 (a scale per row, +0.02 %),
+    /// bf16, fp32.
+    #[arg(long, env = "CPU_PRECISION", default_value = "q4", value_parser = parse_precision)]
     pub cpu_precision: cpu_kernels::Precision,
     /// Generations the CPU engine advances together (one pass over the weights per step);
     /// more wait for a place.

@@ -41,7 +41,7 @@ pub(crate) fn dev_full() -> Result<(), String> {
     run(cargo().args(["build", "--release", "-p", "gpu-backend"]))?;
     let python = ensure_vllm()?;
     // The CPU engine answers while vLLM boots, and whenever it is down, from the same
-    // checkpoint (or CPU_MODEL_PATH's), at its default precision (int8).
+    // checkpoint (or CPU_MODEL_PATH's), at its default precision (q4).
     let (model, cpu_model, max_model_len, temperature) = match env::var_os("VLLM_MODEL_PATH") {
         Some(path) => (
             PathBuf::from(&path),
