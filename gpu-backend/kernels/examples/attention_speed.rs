@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use cpu_kernels::{HeadCache, alibi_attention};
+use cpu_kernels::{AttentionQuery, HeadCache, alibi_attention};
 
 fn main() {
     let visible: usize = std::env::args()
@@ -24,11 +24,18 @@ fn main() {
         stride: d,
         offset: 0,
     };
+    let query = AttentionQuery {
+        q: &q,
+        cache,
+        visible,
+        scale: 0.125,
+        slope: 0.25,
+    };
     let (mut scores, mut out) = (Vec::new(), vec![0.0; d]);
     let reps = 2_000_000 / visible;
     let t = Instant::now();
     for _ in 0..reps {
-        alibi_attention(&q, &cache, visible, 0.125, 0.25, &mut scores, &mut out);
+        alibi_attention(&query, &mut scores, &mut out);
     }
     let s = t.elapsed().as_secs_f64();
     println!(

@@ -14,43 +14,43 @@ pub struct HeadCache<'a> {
     pub offset: usize,
 }
 
-/// `out = softmax(q·K * scale + slope * pos) · V` over the first `visible` positions; `scores`
-/// is scratch space.
-pub fn alibi_attention(
-    q: &[f32],
-    cache: &HeadCache<'_>,
-    visible: usize,
-    scale: f32,
-    slope: f32,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
+/// One query of one head: `softmax(q·K * scale + slope * pos) · V` over the cache's first
+/// `visible` positions.
+#[derive(Clone, Copy)]
+pub struct AttentionQuery<'a> {
+    pub q: &'a [f32],
+    pub cache: HeadCache<'a>,
+    pub visible: usize,
+    pub scale: f32,
+    pub slope: f32,
+}
+
+/// `out` = the query's attention; `scores` is scratch space.
+pub fn alibi_attention(query: &AttentionQuery<'_>, scores: &mut Vec<f32>, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     match Isa::detect() {
-        Isa::Avx512
-            if crate::x86_attention::fits(q.len(), out.len())
-                && within(cache, visible, q.len()) =>
-        {
+        Isa::Avx512 if crate::x86_attention::fits(query.q.len(), out.len()) && within(query) => {
             // SAFETY: `Isa::detect()` found AVX-512F usable by this process; `fits` and
             // `within` checked the head size and that every position read is in the cache.
-            unsafe { crate::x86_attention::attention(q, cache, visible, scale, slope, scores, out) }
+            unsafe { crate::x86_attention::attention(query, scores, out) }
         }
         // SAFETY: `Isa::detect()` found AVX-512F (with AVX2 and FMA) usable by this process.
-        Isa::Avx512 => unsafe { attention_avx512(q, cache, visible, scale, slope, scores, out) },
+        Isa::Avx512 => unsafe { attention_avx512(query, scores, out) },
         // SAFETY: `Isa::detect()` found AVX2 and FMA usable by this process.
-        Isa::Avx2 => unsafe { attention_avx2(q, cache, visible, scale, slope, scores, out) },
-        Isa::Portable => attention(q, cache, visible, scale, slope, scores, out, |_| ()),
+        Isa::Avx2 => unsafe { attention_avx2(query, scores, out) },
+        Isa::Portable => attention(query, scores, out, |_| ()),
     }
     #[cfg(not(target_arch = "x86_64"))]
-    attention(q, cache, visible, scale, slope, scores, out, |_| ());
+    attention(query, scores, out, |_| ());
 }
 
 /// Whether positions `0..visible` of the head lie inside its keys and values.
 #[cfg(target_arch = "x86_64")]
-fn within(cache: &HeadCache<'_>, visible: usize, d: usize) -> bool {
-    let end = match visible.checked_sub(1) {
+fn within(query: &AttentionQuery<'_>) -> bool {
+    let cache = &query.cache;
+    let end = match query.visible.checked_sub(1) {
         None => return true,
-        Some(last) => last * cache.stride + cache.offset + d,
+        Some(last) => last * cache.stride + cache.offset + query.q.len(),
     };
     end <= cache.keys.len() && end <= cache.values.len()
 }
@@ -59,30 +59,14 @@ fn within(cache: &HeadCache<'_>, visible: usize, d: usize) -> bool {
 /// multiple of 16 or above 128), compiled for AVX-512.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn attention_avx512(
-    q: &[f32],
-    cache: &HeadCache<'_>,
-    visible: usize,
-    scale: f32,
-    slope: f32,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
-    attention(q, cache, visible, scale, slope, scores, out, prefetch);
+unsafe fn attention_avx512(query: &AttentionQuery<'_>, scores: &mut Vec<f32>, out: &mut [f32]) {
+    attention(query, scores, out, prefetch);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn attention_avx2(
-    q: &[f32],
-    cache: &HeadCache<'_>,
-    visible: usize,
-    scale: f32,
-    slope: f32,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
-    attention(q, cache, visible, scale, slope, scores, out, prefetch);
+unsafe fn attention_avx2(query: &AttentionQuery<'_>, scores: &mut Vec<f32>, out: &mut [f32]) {
+    attention(query, scores, out, prefetch);
 }
 
 /// Asks for the cache line at `p` ahead of its use. A prefetch never faults, whatever the
@@ -102,18 +86,20 @@ pub(crate) const PREFETCH_POSITIONS: usize = 8;
 
 /// The reference kernel; `prefetch` asks for a cache line ahead of use (a no-op where there
 /// is none).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn attention(
-    q: &[f32],
-    cache: &HeadCache<'_>,
-    visible: usize,
-    scale: f32,
-    slope: f32,
+    query: &AttentionQuery<'_>,
     scores: &mut Vec<f32>,
     out: &mut [f32],
     prefetch: impl Fn(*const f32),
 ) {
+    let AttentionQuery {
+        q,
+        cache,
+        visible,
+        scale,
+        slope,
+    } = *query;
     let d = q.len();
     scores.clear();
     let mut max = f32::NEG_INFINITY;
@@ -167,13 +153,9 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// The plain kernel alone, whatever the CPU (what the hand-written one is checked against).
 pub fn alibi_attention_reference(
-    q: &[f32],
-    cache: &HeadCache<'_>,
-    visible: usize,
-    scale: f32,
-    slope: f32,
+    query: &AttentionQuery<'_>,
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
-    attention(q, cache, visible, scale, slope, scores, out, |_| ());
+    attention(query, scores, out, |_| ());
 }

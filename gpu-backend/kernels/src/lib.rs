@@ -26,7 +26,7 @@ mod x86_attention;
 use std::ops::Range;
 
 pub use activations::Activations;
-pub use attention::{HeadCache, alibi_attention, alibi_attention_reference};
+pub use attention::{AttentionQuery, HeadCache, alibi_attention, alibi_attention_reference};
 pub use elementwise::gelu;
 pub use matrix::Matrix;
 use thiserror::Error;

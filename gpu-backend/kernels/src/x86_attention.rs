@@ -5,8 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::HeadCache;
-use crate::attention::PREFETCH_POSITIONS;
+use crate::attention::{AttentionQuery, PREFETCH_POSITIONS};
 
 /// Whether a head of `d` values (and an output as long) is one this kernel takes.
 pub(crate) fn fits(d: usize, out: usize) -> bool {
@@ -14,42 +13,33 @@ pub(crate) fn fits(d: usize, out: usize) -> bool {
 }
 
 /// # Safety
-/// AVX-512F is usable; `fits(q.len(), out.len())`; positions `0..visible` lie inside the
-/// cache's keys and values (`(visible - 1) * stride + offset + d` at most their length).
-pub(crate) unsafe fn attention(
-    q: &[f32],
-    cache: &HeadCache<'_>,
-    visible: usize,
-    scale: f32,
-    slope: f32,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
+/// AVX-512F is usable; `fits(query.q.len(), out.len())`; positions `0..visible` lie inside
+/// the cache's keys and values (`(visible - 1) * stride + offset + d` at most their length).
+pub(crate) unsafe fn attention(query: &AttentionQuery<'_>, scores: &mut Vec<f32>, out: &mut [f32]) {
     // SAFETY: the caller's contract, passed on; the sizes are the registers each needs.
     unsafe {
-        match q.len() / 16 {
-            1 => head::<1>(q, cache, visible, scale, slope, scores, out),
-            2 => head::<2>(q, cache, visible, scale, slope, scores, out),
-            3 => head::<3>(q, cache, visible, scale, slope, scores, out),
-            4 => head::<4>(q, cache, visible, scale, slope, scores, out),
-            5 => head::<5>(q, cache, visible, scale, slope, scores, out),
-            6 => head::<6>(q, cache, visible, scale, slope, scores, out),
-            7 => head::<7>(q, cache, visible, scale, slope, scores, out),
-            _ => head::<8>(q, cache, visible, scale, slope, scores, out),
+        match query.q.len() / 16 {
+            1 => head::<1>(query, scores, out),
+            2 => head::<2>(query, scores, out),
+            3 => head::<3>(query, scores, out),
+            4 => head::<4>(query, scores, out),
+            5 => head::<5>(query, scores, out),
+            6 => head::<6>(query, scores, out),
+            7 => head::<7>(query, scores, out),
+            _ => head::<8>(query, scores, out),
         }
     }
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn head<const N: usize>(
-    q: &[f32],
-    cache: &HeadCache<'_>,
-    visible: usize,
-    scale: f32,
-    slope: f32,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
+unsafe fn head<const N: usize>(query: &AttentionQuery<'_>, scores: &mut Vec<f32>, out: &mut [f32]) {
+    let AttentionQuery {
+        q,
+        cache,
+        visible,
+        scale,
+        slope,
+    } = *query;
     let (keys, values) = (cache.keys.as_ptr(), cache.values.as_ptr());
     let at = |pos: usize| pos * cache.stride + cache.offset;
     let mut qv = [_mm512_setzero_ps(); N];

@@ -154,7 +154,14 @@ fn alibi_attention_matches_the_formula() {
         offset,
     };
     let mut out = vec![0.0; d];
-    cpu_kernels::alibi_attention(&q, &cache, visible, scale, slope, &mut Vec::new(), &mut out);
+    let query = cpu_kernels::AttentionQuery {
+        q: &q,
+        cache,
+        visible,
+        scale,
+        slope,
+    };
+    cpu_kernels::alibi_attention(&query, &mut Vec::new(), &mut out);
     let scores: Vec<f64> = (0..visible)
         .map(|p| {
             (0..d)
@@ -198,8 +205,9 @@ proptest! {
         let q: Vec<f32> = (0..d).map(|i| value(i, 7)).collect();
         let cache = cpu_kernels::HeadCache { keys: &keys, values: &values, stride, offset };
         let (mut got, mut want) = (vec![0.0; d], vec![0.0; d]);
-        cpu_kernels::alibi_attention(&q, &cache, visible, 0.125, -0.0625, &mut Vec::new(), &mut got);
-        cpu_kernels::alibi_attention_reference(&q, &cache, visible, 0.125, -0.0625, &mut Vec::new(), &mut want);
+        let query = cpu_kernels::AttentionQuery { q: &q, cache, visible, scale: 0.125, slope: -0.0625 };
+        cpu_kernels::alibi_attention(&query, &mut Vec::new(), &mut got);
+        cpu_kernels::alibi_attention_reference(&query, &mut Vec::new(), &mut want);
         for (g, w) in got.iter().zip(&want) {
             prop_assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "d {d}, visible {visible}: {g} vs {w}");
         }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use cpu_kernels::{
-    Activations, HeadCache, Isa, Matrix, Precision, Q4_GROUP, alibi_attention, gemm,
+    Activations, AttentionQuery, HeadCache, Isa, Matrix, Precision, Q4_GROUP, alibi_attention, gemm,
 };
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -412,17 +412,14 @@ impl Bloom {
                 };
                 let (mut out, mut scores) = (vec![0.0f32; n * hd], Vec::new());
                 for (t, out) in out.chunks_exact_mut(hd).enumerate() {
-                    let q = &qkv[(first + t) * 3 * h + head * 3 * hd..][..hd];
-                    let visible = past + t + 1;
-                    alibi_attention(
-                        q,
-                        &cache,
-                        visible,
+                    let query = AttentionQuery {
+                        q: &qkv[(first + t) * 3 * h + head * 3 * hd..][..hd],
+                        cache,
+                        visible: past + t + 1,
                         scale,
-                        self.slopes[head],
-                        &mut scores,
-                        out,
-                    );
+                        slope: self.slopes[head],
+                    };
+                    alibi_attention(&query, &mut scores, out);
                 }
                 out
             })
