@@ -208,6 +208,19 @@ fn the_breaker_opens_after_failures_in_a_row_and_a_probe_closes_it() {
     assert_eq!(h.backend.requests.borrow().len(), 5);
 }
 
+/// Speech has nothing to say for an answer of emoji alone: the edge answers itself.
+#[test]
+fn an_answer_of_emoji_alone_falls_back() {
+    let h = Harness::new(&FULL);
+    play(&h, Script::tokens(&["🌀"]));
+    let body = turn(&h, "hi");
+    assert_eq!(body["fallback_used"], true, "{body}");
+    assert!(
+        !body["response"].as_str().unwrap_or("").is_empty(),
+        "{body}"
+    );
+}
+
 #[test]
 fn an_empty_model_answer_falls_back_without_blaming_the_backend() {
     let h = Harness::new(&[FULL.as_slice(), &[("BACKEND_BREAKER_FAILURES", "1")]].concat());

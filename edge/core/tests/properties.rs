@@ -237,7 +237,9 @@ proptest! {
 
     #[test]
     fn the_backend_stream_reads_the_same_however_its_bytes_are_split(
-        pieces in proptest::collection::vec("\\PC{1,8}", 1..8),
+        // Each piece starts with a letter: an answer of nothing but emoji or symbols is cleaned
+        // to nothing for speech and the edge falls back (full_mode.rs tests that on its own).
+        pieces in proptest::collection::vec("[a-zA-Z]\\PC{0,7}", 1..8),
         cuts in proptest::collection::vec(any::<usize>(), 0..12),
     ) {
         let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
