@@ -77,10 +77,13 @@ impl RedisServer {
             .arg(self.port.to_string())
             .arg("--dir")
             .arg(&self.dir)
-            // Redis's default fsync (every second): a killed redis-server loses nothing it
-            // acknowledged, since its writes reach the kernel before it replies.
             .args(["--save", "", "--appendonly"])
             .arg(if self.persistent { "yes" } else { "no" })
+            // Every write reaches the file before its reply. With Redis's default (`everysec`)
+            // a write is postponed for up to 2 s while the previous fsync is still running,
+            // yet answered: a killed redis-server then loses turns it acknowledged (seen in
+            // CI, with the disk busy beside the rest of the suite).
+            .args(["--appendfsync", "always"])
             .args(["--protected-mode", "no"])
             .args(&self.extra);
         self.process = Some(Process::spawn(cmd));
