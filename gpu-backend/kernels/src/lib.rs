@@ -26,7 +26,9 @@ mod x86_attention;
 use std::ops::Range;
 
 pub use activations::Activations;
-pub use attention::{AttentionQuery, HeadCache, alibi_attention, alibi_attention_reference};
+pub use attention::{
+    AttentionQuery, Bf16, HeadCache, KvElement, KvKind, alibi_attention, alibi_attention_reference,
+};
 pub use elementwise::gelu;
 pub use matrix::Matrix;
 use thiserror::Error;
@@ -186,6 +188,31 @@ pub fn gemm(
     out: &mut [f32],
     isa: Isa,
 ) -> Result<(), KernelError> {
+    let want = rows.len() * x.tokens();
+    if out.len() != want {
+        return Err(KernelError::Output {
+            got: out.len(),
+            want,
+        });
+    }
+    let mut per_token: Vec<&mut [f32]> = if rows.is_empty() {
+        (0..x.tokens()).map(|_| <&mut [f32]>::default()).collect()
+    } else {
+        out.chunks_mut(rows.len()).collect()
+    };
+    gemm_into(matrix, x, rows, &mut per_token, isa)
+}
+
+/// `out[t][r - rows.start] = dot(matrix row r, activation t)`: one slice per token, each
+/// `rows.len()` long, so that threads taking bands of rows write straight into a
+/// `[token][row]` result (copying a batch's logits into place cost a twentieth of its step).
+pub fn gemm_into(
+    matrix: &Matrix,
+    x: &Activations,
+    rows: Range<usize>,
+    out: &mut [&mut [f32]],
+    isa: Isa,
+) -> Result<(), KernelError> {
     if x.cols() != matrix.cols() {
         return Err(KernelError::Columns {
             got: x.cols(),
@@ -205,12 +232,10 @@ pub fn gemm(
             rows: matrix.rows(),
         });
     }
+    let got = out.iter().map(|o| o.len()).sum::<usize>();
     let want = rows.len() * x.tokens();
-    if out.len() != want {
-        return Err(KernelError::Output {
-            got: out.len(),
-            want,
-        });
+    if out.len() != x.tokens() || out.iter().any(|o| o.len() != rows.len()) {
+        return Err(KernelError::Output { got, want });
     }
     let isa = isa.min(Isa::detect());
     #[cfg(target_arch = "x86_64")]
@@ -222,9 +247,45 @@ pub fn gemm(
     Ok(())
 }
 
-/// Rounds half away from zero (as `f32::round`) and clamps to ±127, without a call into libm
-/// (the baseline x86-64 target has no rounding instruction; the cast truncates inline).
+/// Rounds half away from zero (as `f32::round`) and clamps to ±127 (NaN to -127), without a
+/// call into libm (the baseline x86-64 target has no rounding instruction; the cast truncates
+/// inline). The unchecked cast lets loops of it vectorize: a saturating `as` kept them scalar.
+#[inline(always)]
 pub(crate) fn round_to_i8(x: f32) -> i8 {
     let shifted = if x >= 0.0 { x + 0.5 } else { x - 0.5 };
-    shifted.clamp(-127.0, 127.0) as i8
+    // `max` and `min` return the number when the other side is NaN: never NaN from here
+    // (`clamp` would keep a NaN, which the unchecked cast must not see).
+    #[allow(clippy::manual_clamp)]
+    let clamped = shifted.max(-127.0).min(127.0);
+    // SAFETY: `clamped` is a number within ±127, so truncating it fits an i32.
+    (unsafe { clamped.to_int_unchecked::<i32>() }) as i8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_to_i8;
+
+    #[test]
+    fn rounds_half_away_from_zero_and_clamps() {
+        for (x, want) in [
+            (0.49, 0),
+            (0.5, 1),
+            (-0.5, -1),
+            (-0.49, 0),
+            (2.5, 3),
+            (-2.5, -3),
+            (126.6, 127),
+            (1e9, 127),
+            (-1e9, -127),
+            (f32::INFINITY, 127),
+            (f32::NEG_INFINITY, -127),
+            (f32::NAN, -127),
+        ] {
+            assert_eq!(round_to_i8(x), want, "{x}");
+        }
+        for i in -2540..=2540 {
+            let x = i as f32 / 20.0;
+            assert_eq!(i32::from(round_to_i8(x)), x.round() as i32, "{x}");
+        }
+    }
 }

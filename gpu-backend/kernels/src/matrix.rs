@@ -216,6 +216,7 @@ impl Matrix {
 }
 
 /// fp32 → bf16, rounding to nearest even (NaN kept a NaN).
+#[inline(always)]
 pub(crate) fn to_bf16(v: f32) -> u16 {
     let bits = v.to_bits();
     if v.is_nan() {

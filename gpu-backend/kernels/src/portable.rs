@@ -11,7 +11,13 @@ use crate::activations::ActivationData;
 use crate::matrix::{Weights, from_bf16, get_nibble, q4_scale_at};
 use crate::{Activations, Isa, Matrix, Q4_BLOCK, Q4_GROUP};
 
-pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f32], isa: Isa) {
+pub(crate) fn gemm(
+    m: &Matrix,
+    x: &Activations,
+    rows: Range<usize>,
+    out: &mut [&mut [f32]],
+    isa: Isa,
+) {
     #[cfg(target_arch = "x86_64")]
     if isa >= Isa::Avx2 {
         // SAFETY: `isa` is capped at `Isa::detect()` by the caller, which found AVX2 and FMA
@@ -25,14 +31,14 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_avx2(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f32]) {
+unsafe fn gemm_avx2(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&mut [f32]]) {
     gemm_body(m, x, rows, out);
 }
 
 #[inline(always)]
-fn gemm_body(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f32]) {
+fn gemm_body(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&mut [f32]]) {
     let (ms, xs, tokens) = (m.stride(), x.stride(), x.tokens());
-    let (first, width) = (rows.start, rows.len());
+    let first = rows.start;
     if let (
         Weights::Int8 { q, scales },
         ActivationData::Int8 {
@@ -60,8 +66,7 @@ fn gemm_body(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f32]) {
                 for (i, dot) in acc.iter().enumerate() {
                     let r = g * Q4_GROUP + i;
                     if rows.contains(&r) {
-                        out[t * width + (r - first)] =
-                            (dot - 128 * sums[t]) as f32 * scales[r] * s[t];
+                        out[t][r - first] = (dot - 128 * sums[t]) as f32 * scales[r] * s[t];
                     }
                 }
             }
@@ -72,7 +77,7 @@ fn gemm_body(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f32]) {
         for t in 0..tokens {
             let a = t * xs..(t + 1) * xs;
             let w = r * ms..(r + 1) * ms;
-            out[t * width + (r - first)] = match (&m.weights, &x.data) {
+            out[t][r - first] = match (&m.weights, &x.data) {
                 (Weights::F32(wv), ActivationData::F32(av)) => dot_f32(&wv[w], &av[a]),
                 (Weights::Bf16(wv), ActivationData::Bf16(av)) => dot_bf16(&wv[w], &av[a]),
                 (

@@ -57,10 +57,10 @@ macro_rules! tiles {
     }};
 }
 
-pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [f32]) {
+pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&mut [f32]]) {
     let (ms, xs, tokens) = (m.stride(), x.stride(), x.tokens());
-    let (first, width) = (rows.start, rows.len());
-    let mut put = |r: usize, t: usize, v: f32| out[t * width + (r - first)] = v;
+    let first = rows.start;
+    let mut put = |r: usize, t: usize, v: f32| out[t][r - first] = v;
     match (&m.weights, &x.data) {
         (Weights::F32(w), ActivationData::F32(a)) => {
             tiles!(rows, tokens, |r, t, R, T| {

@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::attention::{AttentionQuery, PREFETCH_POSITIONS};
+use crate::attention::{AttentionQuery, KvElement, KvKind, PREFETCH_POSITIONS};
 
 /// Whether a head of `d` values (and an output as long) is one this kernel takes.
 pub(crate) fn fits(d: usize, out: usize) -> bool {
@@ -15,24 +15,32 @@ pub(crate) fn fits(d: usize, out: usize) -> bool {
 /// # Safety
 /// AVX-512F is usable; `fits(query.q.len(), out.len())`; positions `0..visible` lie inside
 /// the cache's keys and values (`(visible - 1) * stride + offset + d` at most their length).
-pub(crate) unsafe fn attention(query: &AttentionQuery<'_>, scores: &mut Vec<f32>, out: &mut [f32]) {
+pub(crate) unsafe fn attention<E: KvElement>(
+    query: &AttentionQuery<'_, E>,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
     // SAFETY: the caller's contract, passed on; the sizes are the registers each needs.
     unsafe {
         match query.q.len() / 16 {
-            1 => head::<1>(query, scores, out),
-            2 => head::<2>(query, scores, out),
-            3 => head::<3>(query, scores, out),
-            4 => head::<4>(query, scores, out),
-            5 => head::<5>(query, scores, out),
-            6 => head::<6>(query, scores, out),
-            7 => head::<7>(query, scores, out),
-            _ => head::<8>(query, scores, out),
+            1 => head::<1, E>(query, scores, out),
+            2 => head::<2, E>(query, scores, out),
+            3 => head::<3, E>(query, scores, out),
+            4 => head::<4, E>(query, scores, out),
+            5 => head::<5, E>(query, scores, out),
+            6 => head::<6, E>(query, scores, out),
+            7 => head::<7, E>(query, scores, out),
+            _ => head::<8, E>(query, scores, out),
         }
     }
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn head<const N: usize>(query: &AttentionQuery<'_>, scores: &mut Vec<f32>, out: &mut [f32]) {
+unsafe fn head<const N: usize, E: KvElement>(
+    query: &AttentionQuery<'_, E>,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
     let AttentionQuery {
         q,
         cache,
@@ -42,6 +50,20 @@ unsafe fn head<const N: usize>(query: &AttentionQuery<'_>, scores: &mut Vec<f32>
     } = *query;
     let (keys, values) = (cache.keys.as_ptr(), cache.values.as_ptr());
     let at = |pos: usize| pos * cache.stride + cache.offset;
+    // Sixteen values at `p` as fp32 (a bf16 is the upper half of its fp32).
+    let load = |p: *const E| -> __m512 {
+        // SAFETY: the caller's contract: p's sixteen values are inside the cache.
+        unsafe {
+            match E::KIND {
+                KvKind::F32 => _mm512_loadu_ps(p.cast()),
+                KvKind::Bf16 => _mm512_castsi512_ps(_mm512_slli_epi32::<16>(
+                    _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast())),
+                )),
+            }
+        }
+    };
+    // Values a cache line holds.
+    let per_line = 64 / std::mem::size_of::<E>();
     let mut qv = [_mm512_setzero_ps(); N];
     for (k, v) in qv.iter_mut().enumerate() {
         // SAFETY: q holds 16 * N values (`fits`).
@@ -53,17 +75,17 @@ unsafe fn head<const N: usize>(query: &AttentionQuery<'_>, scores: &mut Vec<f32>
     for (pos, slot) in scores[..visible].iter_mut().enumerate() {
         let start = at(pos);
         let mut acc = _mm512_setzero_ps();
+        for line in 0..(16 * N).div_ceil(per_line) {
+            // A prefetch never faults, also past the end.
+            _mm_prefetch::<_MM_HINT_T0>(
+                keys.wrapping_add(start + PREFETCH_POSITIONS * cache.stride + per_line * line)
+                    .cast(),
+            );
+            _mm_prefetch::<_MM_HINT_T0>(values.wrapping_add(start + per_line * line).cast());
+        }
         for (k, qk) in qv.iter().enumerate() {
-            // SAFETY: position `pos < visible` lies inside the keys (caller's contract); a
-            // prefetch never faults, also past the end.
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(
-                    keys.wrapping_add(start + PREFETCH_POSITIONS * cache.stride + 16 * k)
-                        .cast(),
-                );
-                _mm_prefetch::<_MM_HINT_T0>(values.wrapping_add(start + 16 * k).cast());
-                acc = _mm512_fmadd_ps(*qk, _mm512_loadu_ps(keys.add(start + 16 * k)), acc);
-            }
+            // SAFETY: position `pos < visible` lies inside the keys (caller's contract).
+            acc = _mm512_fmadd_ps(*qk, load(unsafe { keys.add(start + 16 * k) }), acc);
         }
         let score = _mm512_reduce_add_ps(acc) * scale + slope * pos as f32;
         max = max.max(score);
@@ -85,11 +107,7 @@ unsafe fn head<const N: usize>(query: &AttentionQuery<'_>, scores: &mut Vec<f32>
         let (start, w) = (at(pos), _mm512_set1_ps(p));
         for (k, a) in acc.iter_mut().enumerate() {
             // SAFETY: position `pos < visible` lies inside the values (caller's contract).
-            *a = _mm512_fmadd_ps(
-                w,
-                unsafe { _mm512_loadu_ps(values.add(start + 16 * k)) },
-                *a,
-            );
+            *a = _mm512_fmadd_ps(w, load(unsafe { values.add(start + 16 * k) }), *a);
         }
     }
     for (k, a) in acc.iter().enumerate() {

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use cpu_kernels::{Activations, Isa, KernelError, Matrix, Precision, gemm};
+use cpu_kernels::{Activations, Bf16, Isa, KernelError, KvElement, Matrix, Precision, gemm};
 use proptest::prelude::*;
 
 fn product(
@@ -210,6 +210,21 @@ proptest! {
         cpu_kernels::alibi_attention_reference(&query, &mut Vec::new(), &mut want);
         for (g, w) in got.iter().zip(&want) {
             prop_assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "d {d}, visible {visible}: {g} vs {w}");
+        }
+        // The same history held as bf16: the kernels agree on the rounded values, and those
+        // stay within bf16's step of the fp32 answer.
+        let (keys16, values16): (Vec<Bf16>, Vec<Bf16>) = (
+            keys.iter().map(|v| Bf16::from_f32(*v)).collect(),
+            values.iter().map(|v| Bf16::from_f32(*v)).collect(),
+        );
+        let cache = cpu_kernels::HeadCache { keys: &keys16, values: &values16, stride, offset };
+        let query = cpu_kernels::AttentionQuery { q: &q, cache, visible, scale: 0.125, slope: -0.0625 };
+        let (mut got16, mut want16) = (vec![0.0; d], vec![0.0; d]);
+        cpu_kernels::alibi_attention(&query, &mut Vec::new(), &mut got16);
+        cpu_kernels::alibi_attention_reference(&query, &mut Vec::new(), &mut want16);
+        for ((g, w), exact) in got16.iter().zip(&want16).zip(&want) {
+            prop_assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "bf16, d {d}, visible {visible}: {g} vs {w}");
+            prop_assert!((w - exact).abs() <= 0.05 * (1.0 + exact.abs()), "bf16 against fp32, d {d}: {w} vs {exact}");
         }
     }
 }

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use cpu_kernels::{
-    Activations, AttentionQuery, HeadCache, Isa, Matrix, Precision, Q4_GROUP, alibi_attention, gemm,
+    Activations, AttentionQuery, Bf16, HeadCache, Isa, KvElement, Matrix, Precision, Q4_GROUP,
+    alibi_attention, gemm_into,
 };
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -91,10 +92,53 @@ pub struct KvCache {
     len: usize,
 }
 
+/// One head's keys and values: fp32 at fp32 precision (whose logits are checked against
+/// transformers'), bf16 at the others, halving what a step's attention reads (a batch of four
+/// spent a sixth of its step there, waiting on memory).
+enum HeadHistory {
+    F32(HeadValues<f32>),
+    Bf16(HeadValues<Bf16>),
+}
+
 #[derive(Default)]
-struct HeadHistory {
-    keys: Vec<f32>,
-    values: Vec<f32>,
+struct HeadValues<E> {
+    keys: Vec<E>,
+    values: Vec<E>,
+}
+
+impl<E: KvElement> HeadValues<E> {
+    fn push(&mut self, keys: &[f32], values: &[f32]) {
+        self.keys.extend(keys.iter().map(|v| E::from_f32(*v)));
+        self.values.extend(values.iter().map(|v| E::from_f32(*v)));
+    }
+
+    /// The context vectors `[token][head_dim]` into `out` for `queries` of `head_dim` values
+    /// (one per token of the step: the first sees `past + 1` positions, each next one more).
+    fn attend<'q>(
+        &self,
+        queries: impl Iterator<Item = &'q [f32]>,
+        past: usize,
+        (head_dim, scale, slope): (usize, f32, f32),
+        out: &mut [f32],
+    ) {
+        let mut scores = Vec::new();
+        let cache = HeadCache {
+            keys: &self.keys,
+            values: &self.values,
+            stride: head_dim,
+            offset: 0,
+        };
+        for (t, (q, out)) in queries.zip(out.chunks_exact_mut(head_dim)).enumerate() {
+            let query = AttentionQuery {
+                q,
+                cache,
+                visible: past + t + 1,
+                scale,
+                slope,
+            };
+            alibi_attention(&query, &mut scores, out);
+        }
+    }
 }
 
 impl KvCache {
@@ -274,7 +318,14 @@ impl Bloom {
     pub fn empty_cache(&self) -> KvCache {
         KvCache {
             layers: (0..self.layers.len())
-                .map(|_| (0..self.heads).map(|_| HeadHistory::default()).collect())
+                .map(|_| {
+                    (0..self.heads)
+                        .map(|_| match self.precision {
+                            Precision::F32 => HeadHistory::F32(HeadValues::default()),
+                            _ => HeadHistory::Bf16(HeadValues::default()),
+                        })
+                        .collect()
+                })
                 .collect(),
             len: 0,
         }
@@ -355,16 +406,12 @@ impl Bloom {
             offset += n;
         }
         layer_norm(&mut picked, &self.final_norm, self.epsilon);
-        let positions = picked.len() / h;
-        let logits = self.product(&self.embeddings, &picked, positions)?;
+        // Each sequence's logits are written where they are returned, not copied there.
         let vocab = self.vocab();
-        let mut out = Vec::with_capacity(seqs.len());
-        let mut rest = logits.as_slice();
-        for count in counts {
-            let (mine, others) = rest.split_at(count * vocab);
-            out.push(mine.to_vec());
-            rest = others;
-        }
+        let mut out: Vec<Vec<f32>> = counts.iter().map(|c| vec![0.0f32; c * vocab]).collect();
+        let mut per_position: Vec<&mut [f32]> =
+            out.iter_mut().flat_map(|o| o.chunks_mut(vocab)).collect();
+        self.product_into(&self.embeddings, &picked, &mut per_position)?;
         Ok(out)
     }
 
@@ -386,8 +433,11 @@ impl Bloom {
             // transformers views the fused projection as [heads, 3, head_dim].
             for row in qkv[offset * 3 * h..(offset + n) * 3 * h].chunks_exact(3 * h) {
                 for (head, fused) in history.iter_mut().zip(row.chunks_exact(3 * hd)) {
-                    head.keys.extend_from_slice(&fused[hd..2 * hd]);
-                    head.values.extend_from_slice(&fused[2 * hd..]);
+                    let (keys, values) = (&fused[hd..2 * hd], &fused[2 * hd..]);
+                    match head {
+                        HeadHistory::F32(head) => head.push(keys, values),
+                        HeadHistory::Bf16(head) => head.push(keys, values),
+                    }
                 }
             }
             spans.push((offset, n, past));
@@ -403,23 +453,12 @@ impl Bloom {
             .map(|task| {
                 let (seq, head) = (task / heads, task % heads);
                 let (first, n, past) = spans[seq];
-                let history = &histories[seq][head];
-                let cache = HeadCache {
-                    keys: &history.keys,
-                    values: &history.values,
-                    stride: hd,
-                    offset: 0,
-                };
-                let (mut out, mut scores) = (vec![0.0f32; n * hd], Vec::new());
-                for (t, out) in out.chunks_exact_mut(hd).enumerate() {
-                    let query = AttentionQuery {
-                        q: &qkv[(first + t) * 3 * h + head * 3 * hd..][..hd],
-                        cache,
-                        visible: past + t + 1,
-                        scale,
-                        slope: self.slopes[head],
-                    };
-                    alibi_attention(&query, &mut scores, out);
+                let queries = (first..first + n).map(|t| &qkv[t * 3 * h + head * 3 * hd..][..hd]);
+                let shape = (hd, scale, self.slopes[head]);
+                let mut out = vec![0.0f32; n * hd];
+                match &histories[seq][head] {
+                    HeadHistory::F32(history) => history.attend(queries, past, shape, &mut out),
+                    HeadHistory::Bf16(history) => history.attend(queries, past, shape, &mut out),
                 }
                 out
             })
@@ -443,9 +482,22 @@ impl Bloom {
         Ok(out)
     }
 
-    /// `x · mᵀ` for `tokens` rows of `x`: `[token][matrix row]`. Threads take bands of the
-    /// matrix's rows, each into its own `[token][band row]` part, copied into place after.
+    /// `x · mᵀ` for `tokens` rows of `x`: `[token][matrix row]`.
     fn product(&self, m: &Matrix, x: &[f32], tokens: usize) -> Result<Vec<f32>, ModelError> {
+        let mut out = vec![0.0f32; m.rows() * tokens];
+        let mut per_token: Vec<&mut [f32]> = out.chunks_mut(m.rows()).collect();
+        self.product_into(m, x, &mut per_token)?;
+        Ok(out)
+    }
+
+    /// `x · mᵀ` into `out`, one slice of `m.rows()` values per row of `x`. Threads take bands
+    /// of the matrix's rows, each writing its part of every token's slice in place.
+    fn product_into(
+        &self,
+        m: &Matrix,
+        x: &[f32],
+        out: &mut [&mut [f32]],
+    ) -> Result<(), ModelError> {
         let acts = Activations::prepare(m.precision(), x, m.cols())?;
         let rows = m.rows();
         let threads = rayon::current_num_threads();
@@ -454,25 +506,24 @@ impl Bloom {
             .div_ceil(threads * 4)
             .max(Q4_GROUP)
             .next_multiple_of(Q4_GROUP);
-        let mut parts = vec![0.0f32; rows * tokens];
-        parts
-            .par_chunks_mut(band * tokens)
-            .enumerate()
-            .try_for_each(|(i, out)| {
-                let first = i * band;
-                gemm(m, &acts, first..first + out.len() / tokens, out, self.isa)
-            })?;
-        if tokens == 1 {
-            return Ok(parts);
-        }
-        let mut out = vec![0.0f32; rows * tokens];
-        for (i, part) in parts.chunks(band * tokens).enumerate() {
-            let width = part.len() / tokens;
-            for (t, values) in part.chunks_exact(width).enumerate() {
-                out[t * rows + i * band..][..width].copy_from_slice(values);
+        // Per band, its part of each token's slice.
+        let mut bands: Vec<Vec<&mut [f32]>> = (0..rows.div_ceil(band))
+            .map(|_| Vec::with_capacity(out.len()))
+            .collect();
+        for token in out.iter_mut() {
+            for (parts, part) in bands.iter_mut().zip(token.chunks_mut(band)) {
+                parts.push(part);
             }
         }
-        Ok(out)
+        bands
+            .par_iter_mut()
+            .enumerate()
+            .try_for_each(|(i, parts)| {
+                let first = i * band;
+                let width = parts.first().map_or(0, |p| p.len());
+                gemm_into(m, &acts, first..first + width, parts, self.isa)
+            })?;
+        Ok(())
     }
 }
 
