@@ -1,7 +1,8 @@
 //! The CPU engine on one checkpoint at one precision, in its own process (so that peak memory
 //! is this precision's alone): load time, prefill of 64 tokens (median of three), greedy decode
 //! tokens/s through the engine's own generation loop (sampling and detokenizing included), the
-//! tokens/s of a batch of sequences decoded together, and peak RSS. With `--perplexity FILE`
+//! tokens/s of a batch of sequences decoded together beside one sequence stepped the same way
+//! (the two interleaved), and peak RSS. With `--perplexity FILE`
 //! it prints the perplexity of the file's lines instead (each line scored after `</s>`).
 //! `cargo xtask bench-cpu` runs it for every precision beside llama.cpp and PyTorch.
 
@@ -126,13 +127,11 @@ fn main() -> anyhow::Result<()> {
     let decode_s = first.map_or(0.0, |f| (last - f).as_secs_f64());
     let tok_s = decoded as f64 / decode_s.max(f64::EPSILON);
 
-    // A batch: every sequence prefilled, then decoded together one token each per step.
-    let mut batch_tok_s = 0.0;
+    // A batch: every sequence prefilled, then decoded together one token each per step,
+    // against one sequence stepped the same way. The two alternate in rounds of a few steps,
+    // so that a neighbour slowing the VM for a moment weighs on both sides of the ratio.
+    let (mut batch_tok_s, mut single_tok_s) = (0.0, 0.0);
     if args.batch > 0 {
-        let mut caches: Vec<_> = (0..args.batch).map(|_| model.empty_cache()).collect();
-        let mut inputs: Vec<Vec<u32>> = (0..args.batch)
-            .map(|b| prompt.iter().map(|id| (id + b as u32) % 4000).collect())
-            .collect();
         let step = |inputs: &[Vec<u32>], caches: &mut [gpu_backend::cpu::KvCache]| {
             let mut steps: Vec<SequenceStep> = inputs
                 .iter()
@@ -145,17 +144,41 @@ fn main() -> anyhow::Result<()> {
                 .collect();
             model.forward(&mut steps)
         };
-        let logits = step(&inputs, &mut caches)?;
-        inputs = logits.iter().map(|l| vec![argmax(l)]).collect();
-        let t = Instant::now();
-        for _ in 0..args.decode_tokens {
+        let prefilled = |sequences: usize| -> anyhow::Result<_> {
+            let mut caches: Vec<_> = (0..sequences).map(|_| model.empty_cache()).collect();
+            let inputs: Vec<Vec<u32>> = (0..sequences)
+                .map(|b| prompt.iter().map(|id| (id + b as u32) % 4000).collect())
+                .collect();
             let logits = step(&inputs, &mut caches)?;
-            inputs = logits.iter().map(|l| vec![argmax(l)]).collect();
+            let next: Vec<Vec<u32>> = logits.iter().map(|l| vec![argmax(l)]).collect();
+            Ok((next, caches))
+        };
+        let (mut batch_inputs, mut batch_caches) = prefilled(args.batch)?;
+        let (mut single_inputs, mut single_caches) = prefilled(1)?;
+        const ROUND: usize = 4;
+        let (mut batch_s, mut single_s) = (0.0, 0.0);
+        let mut done = 0;
+        while done < args.decode_tokens {
+            let steps = ROUND.min(args.decode_tokens - done);
+            let t = Instant::now();
+            for _ in 0..steps {
+                let logits = step(&batch_inputs, &mut batch_caches)?;
+                batch_inputs = logits.iter().map(|l| vec![argmax(l)]).collect();
+            }
+            batch_s += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for _ in 0..steps {
+                let logits = step(&single_inputs, &mut single_caches)?;
+                single_inputs = logits.iter().map(|l| vec![argmax(l)]).collect();
+            }
+            single_s += t.elapsed().as_secs_f64();
+            done += steps;
         }
-        batch_tok_s = (args.decode_tokens * args.batch) as f64 / t.elapsed().as_secs_f64();
+        batch_tok_s = (args.decode_tokens * args.batch) as f64 / batch_s;
+        single_tok_s = args.decode_tokens as f64 / single_s;
     }
     println!(
-        "RESULT engine=eindr precision={} isa={} threads={threads} load_s={load_s:.2} weights_mb={} prefill_{}_s={prefill_s:.3} prefill_tok_s={:.1} decode_tok_s={tok_s:.2} batch{}_tok_s={batch_tok_s:.2} peak_rss_mb={:.0}",
+        "RESULT engine=eindr precision={} isa={} threads={threads} load_s={load_s:.2} weights_mb={} prefill_{}_s={prefill_s:.3} prefill_tok_s={:.1} decode_tok_s={tok_s:.2} batch{}_tok_s={batch_tok_s:.2} batch1_tok_s={single_tok_s:.2} peak_rss_mb={:.0}",
         args.precision,
         model.isa().as_str(),
         model.weight_bytes() / 1_000_000,
