@@ -60,7 +60,6 @@ macro_rules! tiles {
 pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&mut [f32]]) {
     let (ms, xs, tokens) = (m.stride(), x.stride(), x.tokens());
     let first = rows.start;
-    let mut put = |r: usize, t: usize, v: f32| out[t][r - first] = v;
     match (&m.weights, &x.data) {
         (Weights::F32(w), ActivationData::F32(a)) => {
             tiles!(rows, tokens, |r, t, R, T| {
@@ -69,11 +68,7 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&
                 // multiple of 64; `Isa::detect()` found AVX-512F.
                 let v =
                     unsafe { f32_tile::<R, T>(w[r * ms..].as_ptr(), ms, a[t * xs..].as_ptr(), xs) };
-                for i in 0..R {
-                    for j in 0..T {
-                        put(r + i, t + j, v[i][j]);
-                    }
-                }
+                store_tile(out, r - first, t, &v);
             });
         }
         (Weights::Bf16(w), ActivationData::Bf16(a)) if crate::native_bf16() => {
@@ -82,11 +77,7 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&
                 let v = unsafe {
                     bf16_tile::<R, T>(w[r * ms..].as_ptr(), ms, a[t * xs..].as_ptr(), xs)
                 };
-                for i in 0..R {
-                    for j in 0..T {
-                        put(r + i, t + j, v[i][j]);
-                    }
-                }
+                store_tile(out, r - first, t, &v);
             });
         }
         (Weights::Bf16(_), ActivationData::Bf16(_)) => {
@@ -102,18 +93,14 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&
         ) => {
             for g in rows.start / Q4_GROUP..rows.end.div_ceil(Q4_GROUP) {
                 let w = q[g * Q4_GROUP * ms..].as_ptr();
+                let row_scales = &scales[g * Q4_GROUP..][..Q4_GROUP];
                 let mut keep = |t: usize, dots: &[[i32; Q4_GROUP]]| {
                     for (j, lanes) in dots.iter().enumerate() {
-                        for (i, dot) in lanes.iter().enumerate() {
-                            let r = g * Q4_GROUP + i;
-                            if rows.contains(&r) {
-                                put(
-                                    r,
-                                    t + j,
-                                    (dot - 128 * sums[t + j]) as f32 * scales[r] * s[t + j],
-                                );
-                            }
+                        let mut values = [0.0; Q4_GROUP];
+                        for ((v, dot), scale) in values.iter_mut().zip(lanes).zip(row_scales) {
+                            *v = (dot - 128 * sums[t + j]) as f32 * scale * s[t + j];
                         }
+                        store_group(out, &rows, g, t + j, &values);
                     }
                 };
                 let mut t = 0;
@@ -151,12 +138,7 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&
                 );
                 let mut keep = |t: usize, sums: &[[f32; Q4_GROUP]]| {
                     for (j, lanes) in sums.iter().enumerate() {
-                        for (i, v) in lanes.iter().enumerate() {
-                            let r = g * Q4_GROUP + i;
-                            if rows.contains(&r) {
-                                put(r, t + j, v * s[t + j]);
-                            }
-                        }
+                        store_group(out, &rows, g, t + j, &lanes.map(|v| v * s[t + j]));
                     }
                 };
                 let mut t = 0;
@@ -183,6 +165,45 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&
         }
         // `gemm` checked that both sides have the same precision.
         _ => {}
+    }
+}
+
+/// A tile's values into each token's slice, its first row at `at` (rows past the slice, which
+/// `gemm_into` sized, are not there to write).
+#[inline(always)]
+fn store_tile<const R: usize, const T: usize>(
+    out: &mut [&mut [f32]],
+    at: usize,
+    t: usize,
+    v: &[[f32; T]; R],
+) {
+    for j in 0..T {
+        if let Some(dst) = out.get_mut(t + j).and_then(|o| o.get_mut(at..at + R)) {
+            for (i, d) in dst.iter_mut().enumerate() {
+                *d = v[i][j];
+            }
+        }
+    }
+}
+
+/// Group `g`'s sixteen values for token `t`, those of its rows inside `rows`.
+#[inline(always)]
+fn store_group(
+    out: &mut [&mut [f32]],
+    rows: &Range<usize>,
+    g: usize,
+    t: usize,
+    values: &[f32; Q4_GROUP],
+) {
+    let (start, end) = (
+        (g * Q4_GROUP).max(rows.start),
+        ((g + 1) * Q4_GROUP).min(rows.end),
+    );
+    if let Some(dst) = out
+        .get_mut(t)
+        .and_then(|o| o.get_mut(start - rows.start..end - rows.start))
+    {
+        dst.copy_from_slice(&values[start - g * Q4_GROUP..end - g * Q4_GROUP]);
     }
 }
 
