@@ -8,8 +8,8 @@
 //! (`vpdpbusd` on AVX-512 VNNI). Several tokens — a prompt, or one token of each sequence in a
 //! batch — share one pass over the weights.
 //!
-//! Each kernel exists in a portable form (the reference, also compiled for AVX2 + FMA) and,
-//! where the CPU has it, in hand-written AVX-512. Which one runs is decided once at run time
+//! Each kernel exists in a portable form (the reference) and, where the CPU has them, in
+//! hand-written AVX2 (`vpmaddubsw` for the integer products) and AVX-512. Which one runs is decided once at run time
 //! from what the process may really use ([`Isa::detect`]): `is_x86_feature_detected!` checks
 //! both CPUID and that the OS saves the registers.
 
@@ -19,9 +19,12 @@ mod elementwise;
 mod matrix;
 mod portable;
 #[cfg(target_arch = "x86_64")]
+#[macro_use]
 mod x86;
 #[cfg(target_arch = "x86_64")]
 mod x86_attention;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx2;
 
 use std::ops::Range;
 
@@ -85,7 +88,7 @@ impl std::fmt::Display for Precision {
 pub enum Isa {
     /// Plain Rust for the target's baseline.
     Portable,
-    /// The portable code compiled for AVX2 and FMA.
+    /// Hand-written AVX2 and FMA (x86-64 CPUs without AVX-512).
     Avx2,
     /// Hand-written AVX-512 (F, BW, VL, VNNI; BF16 for bf16 weights where present).
     Avx512,
@@ -149,6 +152,7 @@ fn detect() -> Isa {
             && has!("avx512bw")
             && has!("avx512vl")
             && has!("avx512vnni")
+            && has!("avx2")
             && has!("fma")
         {
             return Isa::Avx512;
@@ -243,7 +247,12 @@ pub fn gemm_into(
         x86::gemm(matrix, x, rows, out);
         return Ok(());
     }
-    portable::gemm(matrix, x, rows, out, isa);
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        x86_avx2::gemm(matrix, x, rows, out);
+        return Ok(());
+    }
+    portable::gemm(matrix, x, rows, out);
     Ok(())
 }
 

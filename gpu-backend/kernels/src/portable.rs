@@ -1,6 +1,6 @@
-//! The reference kernels, in plain Rust: what every hand-written kernel is checked against.
-//! Compiled twice: for the target's baseline, and for AVX2 + FMA (the loops are written in
-//! independent lanes so that the compiler vectorizes them), chosen at run time.
+//! The reference kernels, in plain Rust: what every hand-written kernel is checked against,
+//! and what runs on a CPU without AVX2. The loops are written in independent lanes so that
+//! the compiler can vectorize them for the target's baseline.
 
 // A block's columns index both the packed row and the activations.
 #![allow(clippy::needless_range_loop)]
@@ -9,34 +9,9 @@ use std::ops::Range;
 
 use crate::activations::ActivationData;
 use crate::matrix::{Weights, from_bf16, get_nibble, q4_scale_at};
-use crate::{Activations, Isa, Matrix, Q4_BLOCK, Q4_GROUP};
+use crate::{Activations, Matrix, Q4_BLOCK, Q4_GROUP};
 
-pub(crate) fn gemm(
-    m: &Matrix,
-    x: &Activations,
-    rows: Range<usize>,
-    out: &mut [&mut [f32]],
-    isa: Isa,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx2 {
-        // SAFETY: `isa` is capped at `Isa::detect()` by the caller, which found AVX2 and FMA
-        // usable by this process.
-        unsafe { gemm_avx2(m, x, rows, out) };
-        return;
-    }
-    let _ = isa;
-    gemm_body(m, x, rows, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_avx2(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&mut [f32]]) {
-    gemm_body(m, x, rows, out);
-}
-
-#[inline(always)]
-fn gemm_body(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&mut [f32]]) {
+pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&mut [f32]]) {
     let (ms, xs, tokens) = (m.stride(), x.stride(), x.tokens());
     let first = rows.start;
     if let (

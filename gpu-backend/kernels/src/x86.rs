@@ -13,13 +13,13 @@ use std::ops::Range;
 
 use crate::activations::ActivationData;
 use crate::matrix::{Q4_TILE_BYTES, Weights};
-use crate::{Activations, Isa, Matrix, Q4_BLOCK, Q4_GROUP};
+use crate::{Activations, Matrix, Q4_BLOCK, Q4_GROUP};
 
 /// Runs `$body` for every tile of `$rows` × `$tokens`, with `$r`, `$t` the tile's first row and
 /// token and `$R`, `$T` its size as constants: bands of four rows (four weight streams in
-/// flight keep memory busy), four tokens at a time, then one.
+/// flight keep memory busy), `$group` tokens at a time, then one.
 macro_rules! tiles {
-    ($rows:expr, $tokens:expr, |$r:ident, $t:ident, $R:ident, $T:ident| $body:block) => {{
+    ($rows:expr, $tokens:expr, $group:expr, |$r:ident, $t:ident, $R:ident, $T:ident| $body:block) => {{
         let rows: Range<usize> = $rows;
         let tokens: usize = $tokens;
         let mut $r = rows.start;
@@ -28,17 +28,17 @@ macro_rules! tiles {
             let band = if rows.end - $r >= 4 { 4 } else { 1 };
             let mut $t = 0;
             while $t < tokens {
-                if tokens - $t >= 4 {
+                if tokens - $t >= $group {
                     if band == 4 {
                         const $R: usize = 4;
-                        const $T: usize = 4;
+                        const $T: usize = $group;
                         $body
                     } else {
                         const $R: usize = 1;
-                        const $T: usize = 4;
+                        const $T: usize = $group;
                         $body
                     }
-                    $t += 4;
+                    $t += $group;
                 } else {
                     if band == 4 {
                         const $R: usize = 4;
@@ -62,7 +62,7 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&
     let first = rows.start;
     match (&m.weights, &x.data) {
         (Weights::F32(w), ActivationData::F32(a)) => {
-            tiles!(rows, tokens, |r, t, R, T| {
+            tiles!(rows, tokens, 4, |r, t, R, T| {
                 // SAFETY: rows r..r+R and tokens t..t+T lie inside `w` and `a` (the driver
                 // stays within `rows` ⊆ the matrix and `tokens`), each `ms`/`xs` long, a
                 // multiple of 64; `Isa::detect()` found AVX-512F.
@@ -72,7 +72,7 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&
             });
         }
         (Weights::Bf16(w), ActivationData::Bf16(a)) if crate::native_bf16() => {
-            tiles!(rows, tokens, |r, t, R, T| {
+            tiles!(rows, tokens, 4, |r, t, R, T| {
                 // SAFETY: as for fp32; `native_bf16()` found AVX512-BF16.
                 let v = unsafe {
                     bf16_tile::<R, T>(w[r * ms..].as_ptr(), ms, a[t * xs..].as_ptr(), xs)
@@ -80,9 +80,8 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&
                 store_tile(out, r - first, t, &v);
             });
         }
-        (Weights::Bf16(_), ActivationData::Bf16(_)) => {
-            crate::portable::gemm(m, x, rows, out, Isa::Avx2);
-        }
+        // Without AVX512-BF16 the AVX2 kernel widens bf16 to fp32 in the register.
+        (Weights::Bf16(_), ActivationData::Bf16(_)) => crate::x86_avx2::gemm(m, x, rows, out),
         (
             Weights::Int8 { q, scales },
             ActivationData::Int8 {
@@ -171,7 +170,7 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&
 /// A tile's values into each token's slice, its first row at `at` (rows past the slice, which
 /// `gemm_into` sized, are not there to write).
 #[inline(always)]
-fn store_tile<const R: usize, const T: usize>(
+pub(crate) fn store_tile<const R: usize, const T: usize>(
     out: &mut [&mut [f32]],
     at: usize,
     t: usize,
@@ -188,7 +187,7 @@ fn store_tile<const R: usize, const T: usize>(
 
 /// Group `g`'s sixteen values for token `t`, those of its rows inside `rows`.
 #[inline(always)]
-fn store_group(
+pub(crate) fn store_group(
     out: &mut [&mut [f32]],
     rows: &Range<usize>,
     g: usize,
