@@ -294,14 +294,55 @@ unsafe fn q4_tile<const T: usize>(
     xs: usize,
     offsets: *const i32,
 ) -> [[f32; Q4_GROUP]; T] {
+    let mut acc = [[_mm256_setzero_ps(); 2]; T];
+    if T == 1 {
+        // SAFETY: the caller's contract, passed on.
+        let both = unsafe { q4_halves::<T, 2>(w, scales, blocks, a, xs, offsets, 0) };
+        acc = both;
+    } else {
+        // One half of the rows over every block, then the other: with both at once the sums
+        // of four tokens did not fit the 16 registers, and the group (16 KB for 1,024
+        // columns) is still in cache for the second pass. gemm_speed, one thread, 64 tokens:
+        // 4.3-5.9 ms -> 3.6-4.7.
+        for half in 0..2 {
+            // SAFETY: the caller's contract, passed on.
+            let one = unsafe { q4_halves::<T, 1>(w, scales, blocks, a, xs, offsets, half) };
+            for j in 0..T {
+                acc[j][half] = one[j][0];
+            }
+        }
+    }
+    let mut out = [[0.0; Q4_GROUP]; T];
+    for j in 0..T {
+        for half in 0..2 {
+            // SAFETY: eight f32 are 32 bytes, one register, inside `out[j]`.
+            unsafe { _mm256_storeu_ps(out[j][half * 8..].as_mut_ptr(), acc[j][half]) };
+        }
+    }
+    out
+}
+
+/// The sums of `H` halves of a 4-bit group's rows, from half `first`, over every block.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn q4_halves<const T: usize, const H: usize>(
+    w: *const u8,
+    scales: *const f32,
+    blocks: usize,
+    a: *const i8,
+    xs: usize,
+    offsets: *const i32,
+    first: usize,
+) -> [[__m256; H]; T] {
     let low = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [[_mm256_setzero_ps(); 2]; T];
+    let mut acc = [[_mm256_setzero_ps(); H]; T];
     for b in 0..blocks {
         // SAFETY: tile b's Q4_TILE_BYTES and 16 scales are inside the group (caller's
         // contract).
         let tile = unsafe { w.add(b * Q4_TILE_BYTES) };
-        for half in 0..2 {
+        for h in 0..H {
+            let half = first + h;
             let mut sums = [_mm256_setzero_si256(); T];
             for l in 0..4 {
                 // SAFETY: load l's 32 bytes of this half are inside the tile.
@@ -330,16 +371,9 @@ unsafe fn q4_tile<const T: usize>(
                 let offset = unsafe { offsets.add(j * blocks + b).read_unaligned() };
                 let dot =
                     _mm256_add_epi32(_mm256_madd_epi16(sums[j], ones), _mm256_set1_epi32(offset));
-                acc[j][half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), sv, acc[j][half]);
+                acc[j][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), sv, acc[j][h]);
             }
         }
     }
-    let mut out = [[0.0; Q4_GROUP]; T];
-    for j in 0..T {
-        for half in 0..2 {
-            // SAFETY: eight f32 are 32 bytes, one register, inside `out[j]`.
-            unsafe { _mm256_storeu_ps(out[j][half * 8..].as_mut_ptr(), acc[j][half]) };
-        }
-    }
-    out
+    acc
 }
