@@ -9,9 +9,9 @@
 //! batch — share one pass over the weights.
 //!
 //! Each kernel exists in a portable form (the reference) and, where the CPU has them, in
-//! hand-written AVX2 (`vpmaddubsw` for the integer products) and AVX-512. Which one runs is decided once at run time
-//! from what the process may really use ([`Isa::detect`]): `is_x86_feature_detected!` checks
-//! both CPUID and that the OS saves the registers.
+//! hand-written AVX2 (`vpmaddubsw` for the integer products) and AVX-512. Which one runs is
+//! decided once at run time from what the process may really use ([`Isa::detect`]):
+//! `is_x86_feature_detected!` checks both CPUID and that the OS saves the registers.
 
 mod activations;
 mod attention;
