@@ -20,6 +20,8 @@ mod matrix;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 #[macro_use]
+mod x86_tiles;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
 mod x86_attention;
