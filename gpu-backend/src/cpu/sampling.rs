@@ -2,6 +2,9 @@
 //! prompt and the output so far (divide positive logits, multiply negative ones), then greedy
 //! when the temperature is (near) 0, else temperature, top-k, top-p and a draw.
 
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -98,40 +101,111 @@ fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-/// The tokens that may be drawn, most likely first, with probabilities that sum to 1:
-/// softmax(logits / temperature) cut to the top k, then to the smallest head whose mass
-/// reaches top_p (at least one token).
-pub fn truncated_distribution(logits: &[f32], params: &SamplingParams) -> Vec<(u32, f64)> {
-    let temperature = params.temperature.max(GREEDY_BELOW);
-    let mut ranked: Vec<(u32, f64)> = logits
-        .iter()
-        .enumerate()
-        .map(|(i, &l)| (i as u32, f64::from(l) / temperature))
-        .collect();
-    ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
-    if params.top_k > 0 {
-        ranked.truncate(params.top_k as usize);
-    }
-    let max = ranked.first().map_or(0.0, |&(_, l)| l);
-    let mut total = 0.0;
-    for (_, value) in &mut ranked {
-        *value = (*value - max).exp();
-        total += *value;
-    }
-    let mut mass = 0.0;
-    let mut keep = None;
-    for (i, (_, value)) in ranked.iter_mut().enumerate() {
-        *value /= total;
-        mass += *value;
-        if mass >= params.top_p && keep.is_none() {
-            keep = Some(i + 1);
+/// Tokens whose mass is summed first when looking for top-p's head, then eight times as many
+/// until the head reaches p: the head is almost always a few dozen tokens of a vocabulary of
+/// 250,880, which sorting whole took 12 ms a token.
+const TOP_P_FIRST_HEAD: usize = 64;
+
+/// The ids of the k largest logits, in no order. A heap of the k largest so far: almost every
+/// logit is below its least and costs one comparison (`select_nth_unstable` over all the ids
+/// took about four times as long).
+fn top_k_ids(logits: &[f32], k: usize) -> Vec<u32> {
+    let mut heap: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(k + 1);
+    for (id, &logit) in logits.iter().enumerate() {
+        let ranked = Ranked(logit, id as u32);
+        if heap.len() < k {
+            heap.push(Reverse(ranked));
+        } else if let Some(mut least) = heap.peek_mut()
+            && ranked > least.0
+        {
+            *least = Reverse(ranked);
         }
     }
-    let keep = keep.unwrap_or(ranked.len());
-    ranked.truncate(keep.max(1));
-    let kept: f64 = ranked.iter().map(|&(_, p)| p).sum();
-    for (_, p) in &mut ranked {
-        *p /= kept;
+    heap.into_iter().map(|Reverse(Ranked(_, id))| id).collect()
+}
+
+/// A logit and its token id, ordered by the logit (`total_cmp`), then the id.
+#[derive(Clone, Copy)]
+struct Ranked(f32, u32);
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Ranked {}
+
+/// The tokens that may be drawn, with probabilities that sum to 1: softmax(logits /
+/// temperature) cut to the top k, then to the smallest head whose mass reaches top_p (at least
+/// one token). Most likely first wherever anything is cut; with neither cut, in id order (a
+/// draw needs no order). Selection rather than a sort of the vocabulary: with the defaults
+/// (top-k 50, top-p 0.9) 0.59 ms a token against 11.8 (`cargo bench -p gpu-backend --bench
+/// sampling`).
+pub fn truncated_distribution(logits: &[f32], params: &SamplingParams) -> Vec<(u32, f64)> {
+    let temperature = params.temperature.max(GREEDY_BELOW);
+    let k = usize::try_from(params.top_k).unwrap_or(0);
+    let ids = if k > 0 && k < logits.len() {
+        top_k_ids(logits, k)
+    } else {
+        (0..logits.len() as u32).collect()
+    };
+    let scaled = |id: u32| f64::from(logits[id as usize]) / temperature;
+    let max = ids
+        .iter()
+        .map(|&id| scaled(id))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let mut ranked: Vec<(u32, f64)> = ids
+        .into_iter()
+        .map(|id| (id, (scaled(id) - max).exp()))
+        .collect();
+    let total: f64 = ranked.iter().map(|&(_, w)| w).sum();
+    for (_, w) in &mut ranked {
+        *w /= total;
+    }
+    let most_likely_first = |a: &(u32, f64), b: &(u32, f64)| b.1.total_cmp(&a.1);
+    if params.top_p < 1.0 {
+        // The smallest head whose mass reaches p lies inside any head whose mass does.
+        let mut head = ranked.len().min(TOP_P_FIRST_HEAD);
+        loop {
+            if head < ranked.len() {
+                ranked.select_nth_unstable_by(head - 1, most_likely_first);
+            }
+            let mass: f64 = ranked[..head].iter().map(|&(_, p)| p).sum();
+            if mass >= params.top_p || head == ranked.len() {
+                break;
+            }
+            head = (head * 8).min(ranked.len());
+        }
+        ranked.truncate(head);
+        ranked.sort_unstable_by(most_likely_first);
+        let mut mass = 0.0;
+        let keep = ranked
+            .iter()
+            .position(|&(_, p)| {
+                mass += p;
+                mass >= params.top_p
+            })
+            .map_or(ranked.len(), |i| i + 1);
+        ranked.truncate(keep.max(1));
+        let kept: f64 = ranked.iter().map(|&(_, p)| p).sum();
+        for (_, p) in &mut ranked {
+            *p /= kept;
+        }
+    } else if k > 0 {
+        ranked.sort_unstable_by(most_likely_first);
     }
     ranked
 }
@@ -207,6 +281,67 @@ mod tests {
         // Logits are f32: agreement to f32 precision.
         assert!((sharp[0].1 - 0.16 / z).abs() < 1e-6, "{sharp:?}");
         assert!(flat[0].1 < 0.4 && flat[3].1 > 0.1);
+    }
+
+    /// The definition, by sorting everything: what the selections must give.
+    fn sorted_distribution(logits: &[f32], params: &SamplingParams) -> Vec<(u32, f64)> {
+        let mut ranked: Vec<(u32, f64)> = logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as u32, f64::from(l) / params.temperature))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        if params.top_k > 0 {
+            ranked.truncate(params.top_k as usize);
+        }
+        let max = ranked[0].1;
+        let total: f64 = ranked.iter().map(|&(_, l)| (l - max).exp()).sum();
+        let mut mass = 0.0;
+        let mut kept = Vec::new();
+        for &(id, l) in &ranked {
+            let p = (l - max).exp() / total;
+            kept.push((id, p));
+            mass += p;
+            if mass >= params.top_p {
+                break;
+            }
+        }
+        let sum: f64 = kept.iter().map(|&(_, p)| p).sum();
+        kept.iter().map(|&(id, p)| (id, p / sum)).collect()
+    }
+
+    #[test]
+    fn selection_gives_what_sorting_the_vocabulary_gives() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let logits: Vec<f32> = (0..50_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 * 30.0 - 15.0
+            })
+            .collect();
+        for (temperature, top_p, top_k) in [
+            (0.7, 0.9, 50),
+            (1.0, 0.5, 3),
+            (1.5, 0.99, 1000),
+            (0.7, 0.9, -1),
+            (0.1, 0.5, -1),
+            (1.0, 1.0, 7),
+        ] {
+            let p = params(temperature, top_p, top_k);
+            let got = truncated_distribution(&logits, &p);
+            let want = sorted_distribution(&logits, &p);
+            assert_eq!(got.len(), want.len(), "{temperature} {top_p} {top_k}");
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g.0, w.0, "{temperature} {top_p} {top_k}");
+                assert!((g.1 - w.1).abs() < 1e-12, "{g:?} {w:?}");
+            }
+        }
+        // Nothing cut: every token, summing to 1.
+        let all = truncated_distribution(&logits, &params(0.7, 1.0, -1));
+        assert_eq!(all.len(), logits.len());
+        assert!((all.iter().map(|&(_, p)| p).sum::<f64>() - 1.0).abs() < 1e-9);
     }
 
     #[test]
