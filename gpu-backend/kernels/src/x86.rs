@@ -13,37 +13,14 @@ use std::ops::Range;
 
 use crate::activations::ActivationData;
 use crate::matrix::{Q4_TILE_BYTES, Weights};
-use crate::x86_tiles::{GroupKernels, INT8_AHEAD, Q4_AHEAD, group_gemm, store_tile};
+use crate::x86_tiles::{INT8_AHEAD, Q4_AHEAD, group_gemm, store_tile};
 use crate::{Activations, Matrix, Q4_BLOCK, Q4_GROUP};
 
-/// The AVX-512 integer kernels (BW and VNNI), for the shared group driver.
-pub(crate) struct Avx512;
-
-impl GroupKernels for Avx512 {
-    const INT8_BIAS: i32 = 128;
-
-    unsafe fn int8<const T: usize>(
-        w: *const u8,
-        cols: usize,
-        a: *const i8,
-        xs: usize,
-    ) -> [[i32; Q4_GROUP]; T] {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { int8_group::<T>(w, cols, a, xs) }
-    }
-
-    unsafe fn q4<const T: usize>(
-        w: *const u8,
-        scales: *const f32,
-        blocks: usize,
-        a: *const i8,
-        xs: usize,
-        offsets: *const i32,
-    ) -> [[f32; Q4_GROUP]; T] {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { q4_tile::<T>(w, scales, blocks, a, xs, offsets) }
-    }
-}
+group_kernels!(
+    /// The AVX-512 integer kernels (BW and VNNI), for the shared group driver.
+    Avx512,
+    128
+);
 
 pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&mut [f32]]) {
     let (ms, xs, tokens) = (m.stride(), x.stride(), x.tokens());

@@ -17,7 +17,7 @@ use std::ops::Range;
 
 use crate::activations::ActivationData;
 use crate::matrix::{Q4_TILE_BYTES, Weights};
-use crate::x86_tiles::{GroupKernels, INT8_AHEAD, Q4_AHEAD, group_gemm, store_tile};
+use crate::x86_tiles::{INT8_AHEAD, Q4_AHEAD, group_gemm, store_tile};
 use crate::{Activations, Matrix, Q4_BLOCK, Q4_GROUP};
 
 /// Tokens a float tile takes at once (4 rows × 2 tokens: 8 sums, 4 weight vectors and the
@@ -32,34 +32,11 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&
     }
 }
 
-/// The AVX2 integer kernels, for the shared group driver.
-pub(crate) struct Avx2;
-
-impl GroupKernels for Avx2 {
-    const INT8_BIAS: i32 = 0;
-
-    unsafe fn int8<const T: usize>(
-        w: *const u8,
-        cols: usize,
-        a: *const i8,
-        xs: usize,
-    ) -> [[i32; Q4_GROUP]; T] {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { int8_group::<T>(w, cols, a, xs) }
-    }
-
-    unsafe fn q4<const T: usize>(
-        w: *const u8,
-        scales: *const f32,
-        blocks: usize,
-        a: *const i8,
-        xs: usize,
-        offsets: *const i32,
-    ) -> [[f32; Q4_GROUP]; T] {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { q4_tile::<T>(w, scales, blocks, a, xs, offsets) }
-    }
-}
+group_kernels!(
+    /// The AVX2 integer kernels, for the shared group driver.
+    Avx2,
+    0
+);
 
 /// Float weights and activations (fp32, or bf16 widened in the register) in tiles of 4 rows
 /// × 2 tokens.
