@@ -17,7 +17,7 @@ use std::ops::Range;
 
 use crate::activations::ActivationData;
 use crate::matrix::{Q4_TILE_BYTES, Weights};
-use crate::x86_tiles::{INT8_AHEAD, Q4_AHEAD, group_gemm, store_tile};
+use crate::x86_tiles::{GroupKernels, INT8_AHEAD, Q4_AHEAD, group_gemm, store_tile};
 use crate::{Activations, Matrix, Q4_BLOCK, Q4_GROUP};
 
 /// Tokens a float tile takes at once (4 rows × 2 tokens: 8 sums, 4 weight vectors and the
@@ -31,12 +31,6 @@ pub(crate) fn gemm(m: &Matrix, x: &Activations, rows: Range<usize>, out: &mut [&
         _ => group_gemm::<Avx2>(m, x, rows, out),
     }
 }
-
-group_kernels!(
-    /// The AVX2 integer kernels, for the shared group driver.
-    Avx2,
-    0
-);
 
 /// Float weights and activations (fp32, or bf16 widened in the register) in tiles of 4 rows
 /// × 2 tokens.
@@ -142,8 +136,8 @@ fn widen_bf16(v: __m256i) -> (__m256, __m256) {
 
 /// R rows × T tokens of float dot products. With `ahead` (the band's first tokens), each
 /// weight load asks for the next band's: rows are short streams (2-4 KB) that the hardware
-/// prefetcher alone follows too late. gemm_speed, 131,072 rows, 2 threads, medians of six:
-/// bf16 one token 17.3 -> 14.6 ms, four 23.5 -> 16.8; asking on every token pair instead
+/// prefetcher alone follows too late. gemm_speed, 131,072 rows, 2 threads, medians of ten:
+/// bf16 one token 21.3 -> 17.4 ms, four 27.3 -> 22.1; asking on every token pair instead
 /// slowed 64 tokens by a fifth.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn float_tile<E: Floats, const R: usize, const T: usize>(
@@ -177,90 +171,99 @@ unsafe fn float_tile<E: Floats, const R: usize, const T: usize>(
     tile_sums(&acc)
 }
 
-/// Integer sums of `w * a` over the row for the 16 rows of one group and T tokens. The biased
-/// bytes (`w + 128`) are made signed again, and `vpmaddubsw` multiplies |w| by a carrying w's
-/// sign: |w| <= 128 and |a| <= 127 keep its pairwise 16-bit sums from saturating.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn int8_group<const T: usize>(
-    w: *const u8,
-    cols: usize,
-    a: *const i8,
-    xs: usize,
-) -> [[i32; Q4_GROUP]; T] {
-    let bias = _mm256_set1_epi8(-128);
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = [[_mm256_setzero_si256(); 2]; T];
-    let mut c = 0;
-    while c < cols {
-        _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(c * 16 + INT8_AHEAD).cast());
-        for half in 0..2 {
-            // SAFETY: the group's 64 bytes of columns c..c+4 are inside it (caller's
-            // contract: `cols` a multiple of 128); this half is 32 of them.
-            let signed = _mm256_xor_si256(
-                unsafe { _mm256_loadu_si256(w.add(c * 16 + half * 32).cast()) },
-                bias,
-            );
-            let magnitude = _mm256_abs_epi8(signed);
-            for j in 0..T {
-                // SAFETY: token j's four bytes at c are inside its row.
-                let av = unsafe { a.add(j * xs + c).cast::<i32>().read_unaligned() };
-                let pairs = _mm256_maddubs_epi16(
-                    magnitude,
-                    _mm256_sign_epi8(_mm256_set1_epi32(av), signed),
-                );
-                acc[j][half] = _mm256_add_epi32(acc[j][half], _mm256_madd_epi16(pairs, ones));
-            }
-        }
-        c += 4;
-    }
-    let mut out = [[0; Q4_GROUP]; T];
-    for j in 0..T {
-        for half in 0..2 {
-            // SAFETY: eight i32 are 32 bytes, one register, inside `out[j]`.
-            unsafe { _mm256_storeu_si256(out[j][half * 8..].as_mut_ptr().cast(), acc[j][half]) };
-        }
-    }
-    out
-}
+/// The AVX2 integer kernels, for the shared group driver.
+pub(crate) struct Avx2;
 
-/// A 4-bit group's 16 rows times T tokens. Per block and half of the rows, the eight
-/// `vpmaddubsw` results (nibble <= 15 times |a| <= 127, two products a lane) are summed in 16
-/// bits: 16 products of at most 1,905 stay below 32,767.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn q4_tile<const T: usize>(
-    w: *const u8,
-    scales: *const f32,
-    blocks: usize,
-    a: *const i8,
-    xs: usize,
-    offsets: *const i32,
-) -> [[f32; Q4_GROUP]; T] {
-    let mut acc = [[_mm256_setzero_ps(); 2]; T];
-    if T == 1 {
-        // SAFETY: the caller's contract, passed on.
-        let both = unsafe { q4_halves::<T, 2>(w, scales, blocks, a, xs, offsets, 0) };
-        acc = both;
-    } else {
-        // One half of the rows over every block, then the other: with both at once the sums
-        // of four tokens did not fit the 16 registers, and the group (16 KB for 1,024
-        // columns) is still in cache for the second pass. gemm_speed, one thread, 64 tokens:
-        // 4.3-5.9 ms -> 3.6-4.7.
-        for half in 0..2 {
-            // SAFETY: the caller's contract, passed on.
-            let one = unsafe { q4_halves::<T, 1>(w, scales, blocks, a, xs, offsets, half) };
-            for j in 0..T {
-                acc[j][half] = one[j][0];
+impl GroupKernels for Avx2 {
+    const INT8_BIAS: i32 = 0;
+
+    /// Integer sums of `w * a` over the row for the 16 rows of one group and T tokens. The biased
+    /// bytes (`w + 128`) are made signed again, and `vpmaddubsw` multiplies |w| by a carrying w's
+    /// sign: |w| <= 128 and |a| <= 127 keep its pairwise 16-bit sums from saturating.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn int8<const T: usize>(
+        w: *const u8,
+        cols: usize,
+        a: *const i8,
+        xs: usize,
+    ) -> [[i32; Q4_GROUP]; T] {
+        let bias = _mm256_set1_epi8(-128);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_si256(); 2]; T];
+        let mut c = 0;
+        while c < cols {
+            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(c * 16 + INT8_AHEAD).cast());
+            for half in 0..2 {
+                // SAFETY: the group's 64 bytes of columns c..c+4 are inside it (caller's
+                // contract: `cols` a multiple of 128); this half is 32 of them.
+                let signed = _mm256_xor_si256(
+                    unsafe { _mm256_loadu_si256(w.add(c * 16 + half * 32).cast()) },
+                    bias,
+                );
+                let magnitude = _mm256_abs_epi8(signed);
+                for j in 0..T {
+                    // SAFETY: token j's four bytes at c are inside its row.
+                    let av = unsafe { a.add(j * xs + c).cast::<i32>().read_unaligned() };
+                    let pairs = _mm256_maddubs_epi16(
+                        magnitude,
+                        _mm256_sign_epi8(_mm256_set1_epi32(av), signed),
+                    );
+                    acc[j][half] = _mm256_add_epi32(acc[j][half], _mm256_madd_epi16(pairs, ones));
+                }
+            }
+            c += 4;
+        }
+        let mut out = [[0; Q4_GROUP]; T];
+        for j in 0..T {
+            for half in 0..2 {
+                // SAFETY: eight i32 are 32 bytes, one register, inside `out[j]`.
+                unsafe {
+                    _mm256_storeu_si256(out[j][half * 8..].as_mut_ptr().cast(), acc[j][half])
+                };
             }
         }
+        out
     }
-    let mut out = [[0.0; Q4_GROUP]; T];
-    for j in 0..T {
-        for half in 0..2 {
-            // SAFETY: eight f32 are 32 bytes, one register, inside `out[j]`.
-            unsafe { _mm256_storeu_ps(out[j][half * 8..].as_mut_ptr(), acc[j][half]) };
+
+    /// A 4-bit group's 16 rows times T tokens. Per block and half of the rows, the eight
+    /// `vpmaddubsw` results (nibble <= 15 times |a| <= 127, two products a lane) are summed in 16
+    /// bits: 16 products of at most 1,905 stay below 32,767.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn q4<const T: usize>(
+        w: *const u8,
+        scales: *const f32,
+        blocks: usize,
+        a: *const i8,
+        xs: usize,
+        offsets: *const i32,
+    ) -> [[f32; Q4_GROUP]; T] {
+        let mut acc = [[_mm256_setzero_ps(); 2]; T];
+        if T == 1 {
+            // SAFETY: the caller's contract, passed on.
+            let both = unsafe { q4_halves::<T, 2>(w, scales, blocks, a, xs, offsets, 0) };
+            acc = both;
+        } else {
+            // One half of the rows over every block, then the other: with both at once the sums
+            // of four tokens did not fit the 16 registers, and the group (16 KB for 1,024
+            // columns) is still in cache for the second pass. gemm_speed, one thread, 64 tokens:
+            // 4.3-5.9 ms -> 3.6-4.7.
+            for half in 0..2 {
+                // SAFETY: the caller's contract, passed on.
+                let one = unsafe { q4_halves::<T, 1>(w, scales, blocks, a, xs, offsets, half) };
+                for j in 0..T {
+                    acc[j][half] = one[j][0];
+                }
+            }
         }
+        let mut out = [[0.0; Q4_GROUP]; T];
+        for j in 0..T {
+            for half in 0..2 {
+                // SAFETY: eight f32 are 32 bytes, one register, inside `out[j]`.
+                unsafe { _mm256_storeu_ps(out[j][half * 8..].as_mut_ptr(), acc[j][half]) };
+            }
+        }
+        out
     }
-    out
 }
 
 /// The sums of `H` halves of a 4-bit group's rows, from half `first`, over every block.

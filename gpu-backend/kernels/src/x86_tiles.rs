@@ -142,41 +142,6 @@ pub(crate) trait GroupKernels {
     ) -> [[f32; Q4_GROUP]; T];
 }
 
-/// Declares `$isa` and its [`GroupKernels`] from the calling module's `int8_group` and
-/// `q4_tile`, each instruction set's kernels of the same signatures.
-macro_rules! group_kernels {
-    ($(#[$doc:meta])* $isa:ident, $bias:expr) => {
-        $(#[$doc])*
-        pub(crate) struct $isa;
-
-        impl crate::x86_tiles::GroupKernels for $isa {
-            const INT8_BIAS: i32 = $bias;
-
-            unsafe fn int8<const T: usize>(
-                w: *const u8,
-                cols: usize,
-                a: *const i8,
-                xs: usize,
-            ) -> [[i32; Q4_GROUP]; T] {
-                // SAFETY: the caller's contract, passed on.
-                unsafe { int8_group::<T>(w, cols, a, xs) }
-            }
-
-            unsafe fn q4<const T: usize>(
-                w: *const u8,
-                scales: *const f32,
-                blocks: usize,
-                a: *const i8,
-                xs: usize,
-                offsets: *const i32,
-            ) -> [[f32; Q4_GROUP]; T] {
-                // SAFETY: the caller's contract, passed on.
-                unsafe { q4_tile::<T>(w, scales, blocks, a, xs, offsets) }
-            }
-        }
-    };
-}
-
 /// The int8 and 4-bit products of `rows` (whole groups of 16 rows, a group the range cuts is
 /// computed whole and only its rows in the range kept), four tokens at a time, then one.
 pub(crate) fn group_gemm<K: GroupKernels>(
